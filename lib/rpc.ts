@@ -229,11 +229,20 @@ function bidi(
     metadata(options),
     callOptions(options),
   );
-  const release = onAbort(signal, () => call.cancel());
-  // Keep the failure so a later send() reports it, not an opaque write error.
+  // The first failure (server error, cancel, abort) settles `failed`, so a
+  // send() whose write callback never fires still rejects.
   let failure: unknown;
-  call.on("error", (err) => {
+  let rejectFailed: (reason: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
+  failed.catch(() => {});
+  const fail = (err: unknown): void => {
     failure ??= toContainerdError(err, label, signal);
+    rejectFailed(failure);
+  };
+  call.on("error", fail);
+  const release = onAbort(signal, () => {
+    fail(signal!.reason);
+    call.cancel();
   });
   const iterator = call[Symbol.asyncIterator]();
   let ended = false;
@@ -241,7 +250,7 @@ function bidi(
   const recv = async (): Promise<unknown> => {
     if (ended) return undefined;
     try {
-      const next = await iterator.next();
+      const next = await Promise.race([iterator.next(), failed]);
       if (next.done) {
         ended = true;
         release();
@@ -258,7 +267,7 @@ function bidi(
   return {
     send(request: Record<string, unknown>): Promise<void> {
       if (failure) return Promise.reject(failure);
-      return new Promise((resolve, reject) => {
+      const written = new Promise<void>((resolve, reject) => {
         try {
           call.write(request, (err?: Error | null) => {
             if (err) reject(failure ?? toContainerdError(err, label, signal));
@@ -268,6 +277,7 @@ function bidi(
           reject(failure ?? toContainerdError(err, label, signal));
         }
       });
+      return Promise.race([written, failed]);
     },
     recv,
     closeSend(): void {
@@ -277,6 +287,7 @@ function bidi(
       ended = true;
       release();
       call.cancel();
+      fail(new Error("cancelled by the client"));
     },
     async *[Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
       while (true) {

@@ -261,7 +261,7 @@ export async function generate(): Promise<Record<string, string>> {
       types += `export interface ${name} {\n`;
       for (const f of o.fieldsArray) {
         const kind = f.map
-          ? `map<${(f as protobuf.MapField).keyType}, ${f.type}>`
+          ? `map<${(f as unknown as protobuf.MapField).keyType}, ${f.type}>`
           : f.repeated
           ? `repeated ${f.type}`
           : f.type;
