@@ -68,13 +68,21 @@ export async function withLease<T>(
     [LEASE_EXPIRE_LABEL]: new Date(Date.now() + expireAfterMs).toISOString(),
   };
   await client.leases.create({ id, labels });
-  try {
-    return await fn(client.withLease(id), id);
-  } finally {
+  const release = async (): Promise<void> => {
     try {
       await client.leases.delete({ id, sync: options.syncDelete ?? false });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+  };
+  let result: T;
+  try {
+    result = await fn(client.withLease(id), id);
+  } catch (err) {
+    // The work's error matters more; an undeleted lease still expires.
+    await release().catch(() => {});
+    throw err;
   }
+  await release();
+  return result;
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
 import { descriptor } from "../proto/gen/descriptor.ts";
 import { toContainerdError } from "./errors.ts";

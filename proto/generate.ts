@@ -258,6 +258,10 @@ export async function generate(): Promise<Record<string, string>> {
       types += "};\n\n";
     } else if (o instanceof protobuf.Type) {
       types += docComment(o.comment, "", `Message \`${o.fullName}\`.`);
+      if (o.fieldsArray.length === 0) {
+        types += `export type ${name} = Record<string, never>;\n\n`;
+        continue;
+      }
       types += `export interface ${name} {\n`;
       for (const f of o.fieldsArray) {
         const kind = f.map

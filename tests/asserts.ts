@@ -8,9 +8,9 @@
 import assert from "@std/assert";
 
 /** Asserts that `value` is an instance of `ctor`. */
-// deno-lint-ignore no-explicit-any
 export function assertInstanceOf<T>(
   value: unknown,
+  // deno-lint-ignore no-explicit-any
   ctor: new (...args: any[]) => T,
 ): asserts value is T {
   assert.ok(value instanceof ctor, `expected a ${ctor.name}, got ${String(value)}`);

@@ -1,7 +1,7 @@
 import assert from "@std/assert";
 import {
   connect,
-  ContainerdClient,
+  type ContainerdClient,
   ContainerdError,
   GrpcCode,
   isNotFound,

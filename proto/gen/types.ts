@@ -1113,8 +1113,7 @@ export interface ExecProcessRequest {
 }
 
 /** Unused placeholder kept for API completeness (Exec returns Empty). */
-export interface ExecProcessResponse {
-}
+export type ExecProcessResponse = Record<string, never>;
 
 /** Request for Tasks.ResizePty. */
 export interface ResizePtyRequest {
@@ -1388,8 +1387,7 @@ export interface Any {
 }
 
 /** Message `.google.protobuf.Empty`. */
-export interface Empty {
-}
+export type Empty = Record<string, never>;
 
 /** Message `.google.protobuf.FieldMask`. */
 export interface FieldMask {
