@@ -5,7 +5,7 @@
  * `up` starts (or reuses) a daemon in its own session under `$WFE_DEV_DIR` (default
  * `/tmp/wfe-containerd-dev`), imports the test images, writes `<dir>/state.json` and prints shell
  * exports on stdout, so `eval "$(deno task up)"` sets `WFE_CONTAINERD_ADDR`,
- * `WFE_CONTAINERD_NAMESPACE` and `WFE_TEST_HARNESS` (the latter lets `deno test -A tests/x_test.ts`
+ * `CONTAINERD_NAMESPACE` and `WFE_TEST_HARNESS` (the latter lets `deno test -A tests/x_test.ts`
  * use this daemon). `down` stops it by the PID in the state file, with the same procedure as the
  * test harness, and removes the directory.
  *
@@ -52,7 +52,7 @@ async function readState(dir: string): Promise<HarnessInfo | undefined> {
 
 function printExports(info: HarnessInfo): void {
   console.log(`export WFE_CONTAINERD_ADDR=unix://${info.address}`);
-  console.log(`export WFE_CONTAINERD_NAMESPACE=${info.namespace}`);
+  console.log(`export CONTAINERD_NAMESPACE=${info.namespace}`);
   console.log(`export ${HARNESS_ENV}=${shellQuote(JSON.stringify(info))}`);
 }
 
