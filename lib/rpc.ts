@@ -119,30 +119,34 @@ export function makeServiceClient<T>(
       resType.toObject(resType.decode(bytes), DECODE_OPTIONS);
     const key = method.name[0].toLowerCase() + method.name.slice(1);
 
+    const rpc: Rpc = { channel, path, label, serialize, deserialize, metadata };
     if (method.requestStream && method.responseStream) {
-      out[key] = (options?: CallOptions) =>
-        bidi(channel, path, label, serialize, deserialize, metadata, options);
+      out[key] = (options?: CallOptions) => bidi(rpc, options);
     } else if (method.responseStream) {
       out[key] = (request: Record<string, unknown>, options?: CallOptions) =>
-        serverStream(channel, path, label, serialize, deserialize, metadata, request, options);
+        serverStream(rpc, request, options);
     } else {
       out[key] = (request: Record<string, unknown>, options?: CallOptions) =>
-        unary(channel, path, label, serialize, deserialize, metadata, request, options);
+        unary(rpc, request, options);
     }
   }
   return out as T;
 }
 
-type Serialize = (value: Record<string, unknown>) => Buffer;
-type Deserialize = (bytes: Buffer) => unknown;
+/** One RPC of a service: where it goes and how its messages are encoded. */
+interface Rpc {
+  channel: grpc.Client;
+  /** `/package.Service/Method` */
+  path: string;
+  /** `Service.Method`, for error messages. */
+  label: string;
+  serialize: (value: Record<string, unknown>) => Buffer;
+  deserialize: (bytes: Buffer) => unknown;
+  metadata: MetadataSource;
+}
 
 function unary(
-  channel: grpc.Client,
-  path: string,
-  label: string,
-  serialize: Serialize,
-  deserialize: Deserialize,
-  metadata: MetadataSource,
+  { channel, path, label, serialize, deserialize, metadata }: Rpc,
   request: Record<string, unknown>,
   options: CallOptions | undefined,
 ): Promise<unknown> {
@@ -173,12 +177,7 @@ function unary(
 }
 
 async function* serverStream(
-  channel: grpc.Client,
-  path: string,
-  label: string,
-  serialize: Serialize,
-  deserialize: Deserialize,
-  metadata: MetadataSource,
+  { channel, path, label, serialize, deserialize, metadata }: Rpc,
   request: Record<string, unknown>,
   options: CallOptions | undefined,
 ): AsyncGenerator<unknown, void, undefined> {
@@ -212,12 +211,7 @@ async function* serverStream(
 }
 
 function bidi(
-  channel: grpc.Client,
-  path: string,
-  label: string,
-  serialize: Serialize,
-  deserialize: Deserialize,
-  metadata: MetadataSource,
+  { channel, path, label, serialize, deserialize, metadata }: Rpc,
   options: CallOptions | undefined,
 ): BidiStream<Record<string, unknown>, unknown> {
   const signal = options?.signal;

@@ -2,7 +2,7 @@ import assert from "@std/assert";
 import { connect, readAllContent, sha256Digest } from "../mod.ts";
 import { containerdTest, type HarnessInfo, lookPath } from "./harness.ts";
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = l.addr.port;
   l.close();
@@ -24,7 +24,7 @@ async function waitForPort(port: number, deadlineMs = 5000): Promise<void> {
 
 /** socat forwarding 127.0.0.1:<port> to the daemon's socket, as in a Lima VM; stopped by PID. */
 async function withSocat(h: HarnessInfo, fn: (port: number) => Promise<void>): Promise<void> {
-  const port = await freePort();
+  const port = freePort();
   const child = new Deno.Command(lookPath("socat") ?? "socat", {
     args: [`TCP4-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${h.address}`],
     stdout: "null",
