@@ -207,6 +207,10 @@ export interface ImageSpec {
   cmd?: string[];
   /** Image config WorkingDir, default `/`. */
   workingDir?: string;
+  /** Image config Entrypoint, default none. */
+  entrypoint?: string[];
+  /** Image config User, default none. */
+  user?: string;
 }
 
 /** Digests and sizes of a built image, to compare with what containerd reports. */
@@ -272,6 +276,8 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
       Env: spec.env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
       Cmd: spec.cmd ?? ["/bin/sh"],
       WorkingDir: spec.workingDir ?? "/",
+      ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
+      ...(spec.user ? { User: spec.user } : {}),
     },
     rootfs: { type: "layers", diff_ids: diffIds },
     history: spec.layers.map((_, i) => ({

@@ -1,0 +1,501 @@
+/**
+ * `runStep`: runs a workflow step as a container on containerd, end to end,
+ * and leaves nothing behind.
+ *
+ * @module
+ */
+
+import { connect, type ContainerdClient } from "./connection.ts";
+import { ContainerdError, GrpcCode, isNotFound, StepError, StepTimeoutError } from "./errors.ts";
+import { type Capture, type CapturedOutput, createCapture } from "./io.ts";
+import { imageExists, imageNameCandidates, type ResolvedImage, resolveImage } from "./image.ts";
+import { LEASE_EXPIRE_LABEL } from "./lease.ts";
+import {
+  buildSpec,
+  type OciSpec,
+  type SpecOpt,
+  specToAny,
+  withArgs,
+  withBindMounts,
+  withCpus,
+  withCwd,
+  withEnv,
+  withImageConfig,
+  withMemoryLimit,
+  withNetwork,
+  withUser,
+} from "./oci_spec.ts";
+import { buildOutputData } from "./outputs.ts";
+import { encodeMessage } from "./rpc.ts";
+import { type StepConfig, type ValidatedStep, validateStepConfig } from "./step_config.ts";
+import { DEFAULT_USER, needsImageFiles, parseUserSpec, resolveUser } from "./user.ts";
+import { readImagePasswdGroup } from "./image_files.ts";
+
+/** Label keys this project puts on what it creates, so leftovers can be found. */
+export const LABELS = {
+  /** Always `@wfe/containerd`. */
+  managedBy: "wfe.containerd/managed-by",
+  /** `step` or `service`. */
+  kind: "wfe.containerd/kind",
+  /** The step or service name. */
+  name: "wfe.containerd/name",
+  /** RFC 3339 creation time. */
+  createdAt: "wfe.containerd/created-at",
+  /** The capture directory of the container's stdout and stderr. */
+  ioDir: "wfe.containerd/io-dir",
+} as const;
+
+/** Value of the managed-by label. */
+export const MANAGED_BY = "@wfe/containerd";
+
+/** Namespace label that names a namespace's default snapshotter. */
+export const DEFAULT_SNAPSHOTTER_LABEL = "containerd.io/defaults/snapshotter";
+
+/** Options of {@linkcode runStep}. */
+export interface RunStepOptions {
+  /** A connected client to use (and leave open); otherwise runStep opens and closes its own. */
+  client?: ContainerdClient;
+  /** Aborting kills the step (SIGTERM, grace period, SIGKILL) and rejects with the reason. */
+  signal?: AbortSignal;
+  /**
+   * Time between SIGTERM and SIGKILL on timeout or abort, in milliseconds.
+   * @default {10000}
+   */
+  gracePeriodMs?: number;
+  /** Called with each complete line of stdout while the step runs. */
+  onStdout?: (line: string) => void;
+  /** Called with each complete line of stderr while the step runs. */
+  onStderr?: (line: string) => void;
+  /** Base directory of the capture files; defaults to `WFE_IO_DIR`, else the system temp dir. */
+  ioDir?: string;
+}
+
+/** What a finished step produced. */
+export interface StepResult {
+  /** The container's exit code (128 + N when killed by signal N). */
+  exitCode: number;
+  /** stdout (its last `maxOutputBytes` bytes when truncated). */
+  stdout: string;
+  /** stderr (its last `maxOutputBytes` bytes when truncated). */
+  stderr: string;
+  /** Whether `stdout` holds only the end of the output. */
+  stdoutTruncated: boolean;
+  /** Whether `stderr` holds only the end of the output. */
+  stderrTruncated: boolean;
+  /** `##wfe[output key=value]` lines of the whole stdout. */
+  outputs: Record<string, string>;
+  /** wfe's output data: outputs plus `<step>.stdout`, `<step>.stderr`, `<step>.exit_code`. */
+  outputData: Record<string, string | number>;
+  /** The container's id. */
+  containerId: string;
+  /** Wall time from the call to the result, in milliseconds. */
+  durationMs: number;
+  /** Failures while tearing down (never masking the step's own result). */
+  cleanupErrors: Error[];
+}
+
+const TAIL_CHARS = 4096;
+
+/**
+ * Runs a command in a fresh container from an image, captures stdout and
+ * stderr in files under `WFE_IO_DIR`, parses `##wfe[output key=value]` lines,
+ * and removes everything it created (task, container, snapshot, lease,
+ * capture files) on every path.
+ *
+ * @param config The step: image, run or command, env, volumes, user, limits...
+ * @param options A client to reuse, an abort signal, grace period, live output callbacks.
+ * @returns The exit code, output, outputs and timing of a step that exited 0.
+ * @throws {TypeError | RangeError} For an invalid config, before anything is created.
+ * @throws {StepError} When the container exits non-zero (the result is attached).
+ * @throws {StepTimeoutError} When `timeoutMs` expires (the step is killed first).
+ * @throws {ContainerdError} When containerd refuses something (missing image, ...).
+ *
+ * @example
+ * ```ts
+ * import { runStep } from "@wfe/containerd";
+ *
+ * const result = await runStep({
+ *   image: "alpine:3.18",
+ *   run: "echo '##wfe[output version=1.2.3]'",
+ *   stepName: "build",
+ *   timeoutMs: 60_000,
+ * });
+ * result.outputs.version; // "1.2.3"
+ * result.outputData["build.exit_code"]; // 0
+ * ```
+ */
+export async function runStep(
+  config: StepConfig,
+  options: RunStepOptions = {},
+): Promise<StepResult> {
+  const started = performance.now();
+  const step = validateStepConfig(config);
+  if (step.user !== undefined) parseUserSpec(step.user, "user");
+  const grace = options.gracePeriodMs ?? 10_000;
+  if (!(grace >= 0)) {
+    throw new RangeError(`Cannot use gracePeriodMs ${grace}: expected a number >= 0`);
+  }
+  options.signal?.throwIfAborted();
+  const owned = options.client ? undefined : await connect(step.containerdAddr, {
+    namespace: step.namespace,
+    tls: step.tls,
+    signal: options.signal,
+  });
+  try {
+    let client = options.client ?? owned!;
+    if (step.namespace !== undefined) client = client.withNamespace(step.namespace);
+    return await runOn(client, step, options, grace, started);
+  } finally {
+    owned?.close();
+  }
+}
+
+/** Resolves the image and everything the spec needs from it. */
+async function prepareImage(
+  client: ContainerdClient,
+  step: ValidatedStep,
+  signal: AbortSignal | undefined,
+): Promise<ResolvedImage> {
+  if (step.pull === "always") {
+    throw new TypeError(
+      "Cannot use pull 'always' yet: pulling images arrives with its own release; use " +
+        "'if-not-present' or 'never' with an image already in containerd",
+    );
+  }
+  if (step.pull === "if-not-present") {
+    const found = await imageExists(client, step.image);
+    if (!found) {
+      throw new ContainerdError({
+        code: GrpcCode.NOT_FOUND,
+        method: "runStep",
+        details: `image '${step.image}' is not in namespace '${client.namespace}' (tried ` +
+          `${imageNameCandidates(step.image).join(", ")}); import it first, e.g. ` +
+          `\`ctr -n ${client.namespace} images import <archive>\` (pulling arrives with its own release)`,
+      });
+    }
+  }
+  signal?.throwIfAborted();
+  return await resolveImage(client, step.image, { platform: step.platform, signal });
+}
+
+/** Builds the runtime spec for a step from its resolved image. */
+export async function stepSpec(
+  client: ContainerdClient,
+  step: ValidatedStep,
+  image: ResolvedImage,
+  containerId: string,
+): Promise<OciSpec> {
+  const imageConfig = image.config.config;
+  const userText = step.user ?? (imageConfig?.User || DEFAULT_USER);
+  const userSpec = parseUserSpec(userText, step.user !== undefined ? "user" : "image User");
+  const files = needsImageFiles(userSpec) ? await readImagePasswdGroup(client, image) : {};
+  const user = resolveUser(userSpec, files, image.name);
+
+  const opts: SpecOpt[] = [withImageConfig(imageConfig)];
+  if (step.run !== undefined) opts.push(withArgs(["/bin/sh", "-c", step.run]));
+  else if (step.command !== undefined) {
+    opts.push(withArgs([...(imageConfig?.Entrypoint ?? []), ...step.command]));
+  }
+  opts.push(withEnv(step.envEntries));
+  if (step.workingDir !== undefined) opts.push(withCwd(step.workingDir));
+  opts.push(withUser(user.uid, user.gid, user.additionalGids));
+  if (step.volumes?.length) opts.push(withBindMounts(step.volumes));
+  opts.push(withNetwork(step.network, step.network === "host" ? hostName() : undefined));
+  if (step.memoryBytes !== undefined) opts.push(withMemoryLimit(step.memoryBytes));
+  if (step.cpus !== undefined) opts.push(withCpus(step.cpus));
+  const spec = buildSpec(client.namespace, containerId, opts);
+  if (spec.process.args.length === 0) {
+    throw new TypeError(
+      `Cannot run image '${step.image}': it has no Entrypoint or Cmd and the step gives no ` +
+        "'run' or 'command'",
+    );
+  }
+  return spec;
+}
+
+function hostName(): string | undefined {
+  try {
+    return Deno.hostname();
+  } catch {
+    return undefined;
+  }
+}
+
+/** A fresh, valid container id: `wfe-<step name>-<random>`. */
+export function newContainerId(name: string | undefined): string {
+  const slug = (name ?? "step").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "")
+    .slice(0, 40) || "step";
+  return `wfe-${slug}-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+}
+
+async function defaultSnapshotter(client: ContainerdClient): Promise<string> {
+  try {
+    const { namespace } = await client.namespaces.get({ name: client.namespace });
+    return namespace?.labels[DEFAULT_SNAPSHOTTER_LABEL] || "overlayfs";
+  } catch (err) {
+    if (isNotFound(err)) return "overlayfs";
+    throw err;
+  }
+}
+
+/** Encodes runc options as the Any a container's runtime record carries. */
+export function runtimeOptions(step: ValidatedStep): { typeUrl: string; value: Uint8Array } | null {
+  if (!step.runcOptions) return null;
+  return {
+    typeUrl: "containerd.runc.v1.Options",
+    value: encodeMessage("containerd.runc.v1.Options", step.runcOptions as Record<string, unknown>),
+  };
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function tail(text: string): string {
+  return text.length > TAIL_CHARS ? `…${text.slice(-TAIL_CHARS)}` : text;
+}
+
+async function runOn(
+  client: ContainerdClient,
+  step: ValidatedStep,
+  options: RunStepOptions,
+  grace: number,
+  started: number,
+): Promise<StepResult> {
+  const signal = options.signal;
+  const image = await prepareImage(client, step, signal);
+  const containerId = newContainerId(step.stepName);
+  const spec = await stepSpec(client, step, image, containerId);
+  const snapshotter = step.snapshotter ?? await defaultSnapshotter(client);
+  signal?.throwIfAborted();
+
+  // Everything created below is undone in reverse order, on every path.
+  const undo: { what: string; fn: () => Promise<unknown> }[] = [];
+  const cleanupErrors: Error[] = [];
+  let capture: Capture | undefined;
+  const teardown = async (): Promise<void> => {
+    for (const { what, fn } of undo.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        if (!isNotFound(err)) {
+          cleanupErrors.push(new Error(`${what}: ${message(err)}`, { cause: err }));
+        }
+      }
+    }
+    undo.length = 0;
+    if (capture) {
+      try {
+        await capture.remove();
+      } catch (err) {
+        cleanupErrors.push(new Error(`remove capture dir: ${message(err)}`, { cause: err }));
+      }
+    }
+  };
+
+  const createdAt = new Date().toISOString();
+  const leaseId = `${containerId}-lease`;
+  const expireMs = (step.timeoutMs ?? 24 * 3600_000) + grace + 3600_000;
+  try {
+    await client.leases.create({
+      id: leaseId,
+      labels: {
+        [LEASE_EXPIRE_LABEL]: new Date(Date.now() + expireMs).toISOString(),
+        [LABELS.managedBy]: MANAGED_BY,
+        [LABELS.kind]: "step",
+      },
+    });
+    undo.push({ what: "delete lease", fn: () => client.leases.delete({ id: leaseId }) });
+    const leased = client.withLease(leaseId);
+
+    capture = await createCapture(containerId, {
+      ioDir: options.ioDir,
+      onStdout: options.onStdout,
+      onStderr: options.onStderr,
+      maxOutputBytes: step.maxOutputBytes,
+    });
+
+    let mounts;
+    try {
+      ({ mounts } = await leased.snapshots.prepare({
+        snapshotter,
+        key: containerId,
+        parent: image.chainId,
+        labels: { [LABELS.managedBy]: MANAGED_BY },
+      }));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      throw new ContainerdError({
+        code: GrpcCode.NOT_FOUND,
+        method: "Snapshots.Prepare",
+        details: `image '${image.name}' is not unpacked in snapshotter '${snapshotter}' ` +
+          `(no snapshot ${image.chainId}); unpack it, e.g. \`ctr images import\` or ` +
+          `\`ctr images unpack --snapshotter ${snapshotter}\``,
+        cause: err,
+      });
+    }
+    undo.push({
+      what: "remove snapshot",
+      fn: () => client.snapshots.remove({ snapshotter, key: containerId }),
+    });
+    await leased.containers.create({
+      container: {
+        id: containerId,
+        image: image.name,
+        labels: {
+          ...step.labels,
+          [LABELS.managedBy]: MANAGED_BY,
+          [LABELS.kind]: "step",
+          [LABELS.name]: step.stepName ?? "",
+          [LABELS.createdAt]: createdAt,
+          [LABELS.ioDir]: capture.dir,
+        },
+        runtime: { name: step.runtime, options: runtimeOptions(step) },
+        spec: specToAny(spec),
+        snapshotter,
+        snapshotKey: containerId,
+      },
+    });
+    undo.push({
+      what: "delete container",
+      fn: () => client.containers.delete({ id: containerId }),
+    });
+
+    signal?.throwIfAborted();
+
+    await leased.tasks.create({
+      containerId,
+      rootfs: mounts,
+      stdout: capture.stdoutPath,
+      stderr: capture.stderrPath,
+    });
+    // Until it has been waited for, a failure path must kill and delete the task.
+    const wait = client.tasks.wait({ containerId });
+    wait.catch(() => {});
+    undo.push({
+      what: "delete task",
+      fn: async () => {
+        await killQuietly(client, containerId, 9, true);
+        await within(wait, 10_000).catch(() => {});
+        await client.tasks.delete({ containerId });
+      },
+    });
+    capture.startTailing();
+    await client.tasks.start({ containerId });
+
+    const ending = await waitForEnd(client, containerId, wait, step.timeoutMs, grace, signal);
+    undo.pop(); // the task is ours to delete here, so output is drained before reading it
+    await client.tasks.delete({ containerId });
+    await capture.stopTailing();
+    const output: CapturedOutput = await capture.read();
+
+    const exitCode = ending.exitStatus;
+    const stepName = step.stepName ?? "step";
+    const result: StepResult = {
+      exitCode,
+      stdout: output.stdout,
+      stderr: output.stderr,
+      stdoutTruncated: output.stdoutTruncated,
+      stderrTruncated: output.stderrTruncated,
+      outputs: output.outputs,
+      outputData: buildOutputData(stepName, output.stdout, output.stderr, exitCode, output.outputs),
+      containerId,
+      durationMs: 0,
+      cleanupErrors,
+    };
+    await teardown();
+    result.durationMs = performance.now() - started;
+    const failure = {
+      exitCode,
+      stdoutTail: tail(output.stdout),
+      stderrTail: tail(output.stderr),
+      result,
+    };
+    if (ending.reason === "abort") throw signal!.reason;
+    if (ending.reason === "timeout") throw new StepTimeoutError(failure, step.timeoutMs!);
+    if (exitCode !== 0) throw new StepError(failure);
+    return result;
+  } catch (err) {
+    if (undo.length > 0 || capture) await teardown();
+    if (cleanupErrors.length > 0 && err instanceof Error && !(err instanceof StepError)) {
+      (err as Error & { cleanupErrors?: Error[] }).cleanupErrors = cleanupErrors;
+    }
+    throw err;
+  } finally {
+    await capture?.stopTailing().catch(() => {});
+  }
+}
+
+/** Waits for `promise` at most `ms` milliseconds (no timer is left behind). */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function killQuietly(
+  client: ContainerdClient,
+  containerId: string,
+  signal: number,
+  all: boolean,
+): Promise<void> {
+  try {
+    await client.tasks.kill({ containerId, signal, all });
+  } catch (err) {
+    // Already exited or gone: nothing to kill.
+    if (err instanceof ContainerdError && [5, 9].includes(err.code)) return;
+    if (err instanceof ContainerdError && /process already finished|not found/i.test(err.details)) {
+      return;
+    }
+    throw err;
+  }
+}
+
+interface Ending {
+  reason: "exit" | "timeout" | "abort";
+  exitStatus: number;
+}
+
+/**
+ * Waits for the task to exit; on timeout or abort sends SIGTERM to its init
+ * process, waits `grace`, then SIGKILL to all its processes.
+ */
+async function waitForEnd(
+  client: ContainerdClient,
+  containerId: string,
+  wait: Promise<{ exitStatus: number }>,
+  timeoutMs: number | undefined,
+  grace: number,
+  signal: AbortSignal | undefined,
+): Promise<Ending> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const trigger = new Promise<"timeout" | "abort">((resolve) => {
+    if (timeoutMs !== undefined) timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    if (signal) {
+      onAbort = () => resolve("abort");
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    }
+  });
+  try {
+    const first = await Promise.race([wait.then((w) => ({ exit: w })), trigger]);
+    if (typeof first === "object") return { reason: "exit", exitStatus: first.exit.exitStatus };
+    await killQuietly(client, containerId, 15, false);
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const inTime = await Promise.race([
+      wait.then(() => true),
+      new Promise<false>((resolve) => (graceTimer = setTimeout(() => resolve(false), grace))),
+    ]);
+    clearTimeout(graceTimer);
+    if (!inTime) await killQuietly(client, containerId, 9, true);
+    const exited = await wait;
+    return { reason: first, exitStatus: exited.exitStatus };
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+  }
+}
