@@ -180,6 +180,7 @@ export {
   validateStepConfig,
 } from "./lib/step_config.ts";
 export {
+  buildStepSpec,
   DEFAULT_SNAPSHOTTER_LABEL,
   LABELS,
   MANAGED_BY,

@@ -889,7 +889,7 @@ export function clearImageFilesCache(): void {
  * import { connect, readAllContent, readImageFiles } from "@wfe/containerd";
  *
  * await using client = await connect();
- * const { image } = await client.images.get({ name: "docker.io/library/alpine:3.20" });
+ * const { image } = await client.images.get({ name: "wfe.test/busybox:one-layer" });
  * const manifestDigest = image!.target!.digest;
  * const manifest = JSON.parse(new TextDecoder().decode(await readAllContent(client, manifestDigest)));
  * const files = await readImageFiles(client, { manifestDigest, layers: manifest.layers }, [
@@ -959,7 +959,7 @@ export async function readImageFiles(
  * import { connect, readAllContent, readImagePasswdGroup, resolveUser } from "@wfe/containerd";
  *
  * await using client = await connect();
- * const name = "docker.io/library/alpine:3.20";
+ * const name = "wfe.test/busybox:one-layer";
  * const { image } = await client.images.get({ name });
  * const manifestDigest = image!.target!.digest;
  * const manifest = JSON.parse(new TextDecoder().decode(await readAllContent(client, manifestDigest)));

@@ -12,6 +12,7 @@ import { imageExists, imageNameCandidates, type ResolvedImage, resolveImage } fr
 import { LEASE_EXPIRE_LABEL } from "./lease.ts";
 import {
   buildSpec,
+  type ImageProcessConfig,
   type OciSpec,
   type SpecOpt,
   specToAny,
@@ -178,7 +179,11 @@ async function prepareImage(
   return await resolveImage(client, step.image, { platform: step.platform, signal });
 }
 
-/** Builds the runtime spec for a step from its resolved image. */
+/**
+ * Resolves the step's user (the step's `user`, else the image's `User`, else
+ * `65534:65534`; names through the image's /etc/passwd and /etc/group, read
+ * from its layers) and builds its runtime spec.
+ */
 export async function stepSpec(
   client: ContainerdClient,
   step: ValidatedStep,
@@ -190,7 +195,23 @@ export async function stepSpec(
   const userSpec = parseUserSpec(userText, step.user !== undefined ? "user" : "image User");
   const files = needsImageFiles(userSpec) ? await readImagePasswdGroup(client, image) : {};
   const user = resolveUser(userSpec, files, image.name);
+  return buildStepSpec(step, imageConfig, user, client.namespace, containerId);
+}
 
+/**
+ * Builds a step's runtime spec from resolved parts, without I/O: containerd's
+ * default spec, the image config, then the step (run or command, env,
+ * working dir, user and capabilities, volumes, network, limits).
+ *
+ * @throws {TypeError} When neither the step nor the image gives a command.
+ */
+export function buildStepSpec(
+  step: ValidatedStep,
+  imageConfig: ImageProcessConfig | undefined,
+  user: { uid: number; gid: number; additionalGids?: number[] },
+  namespace: string,
+  containerId: string,
+): OciSpec {
   const opts: SpecOpt[] = [withImageConfig(imageConfig)];
   if (step.run !== undefined) opts.push(withArgs(["/bin/sh", "-c", step.run]));
   else if (step.command !== undefined) {
@@ -203,7 +224,7 @@ export async function stepSpec(
   opts.push(withNetwork(step.network, step.network === "host" ? hostName() : undefined));
   if (step.memoryBytes !== undefined) opts.push(withMemoryLimit(step.memoryBytes));
   if (step.cpus !== undefined) opts.push(withCpus(step.cpus));
-  const spec = buildSpec(client.namespace, containerId, opts);
+  const spec = buildSpec(namespace, containerId, opts);
   if (spec.process.args.length === 0) {
     throw new TypeError(
       `Cannot run image '${step.image}': it has no Entrypoint or Cmd and the step gives no ` +
@@ -273,7 +294,10 @@ async function runOn(
   const undo: { what: string; fn: () => Promise<unknown> }[] = [];
   const cleanupErrors: Error[] = [];
   let capture: Capture | undefined;
+  let tornDown = false;
   const teardown = async (): Promise<void> => {
+    if (tornDown) return;
+    tornDown = true;
     for (const { what, fn } of undo.reverse()) {
       try {
         await fn();
@@ -416,7 +440,7 @@ async function runOn(
     if (exitCode !== 0) throw new StepError(failure);
     return result;
   } catch (err) {
-    if (undo.length > 0 || capture) await teardown();
+    await teardown();
     if (cleanupErrors.length > 0 && err instanceof Error && !(err instanceof StepError)) {
       (err as Error & { cleanupErrors?: Error[] }).cleanupErrors = cleanupErrors;
     }

@@ -71,12 +71,15 @@ function handleOf(state: HarnessInfo): DaemonHandle {
   return { dir: state.dir, pid: state.pid, address: state.address };
 }
 
-async function up(): Promise<number> {
+/**
+ * Starts the development daemon, or reuses it when it is already up (re-importing the test
+ * images if they are gone). Logs to stderr; returns what a client needs to use it.
+ *
+ * @throws {Error} When containerd cannot run here (not Linux, not root, nothing to install with).
+ */
+export async function ensureDevDaemon(): Promise<HarnessInfo> {
   const reason = containerdSkipReason();
-  if (reason) {
-    console.error(`containerd cannot run here: ${reason}`);
-    return 1;
-  }
+  if (reason) throw new Error(`containerd cannot run here: ${reason}`);
   const dir = devDir();
   const state = await readState(dir);
   if (state && await healthy(state)) {
@@ -92,8 +95,7 @@ async function up(): Promise<number> {
     console.error(
       `harness: reusing containerd ${state.version} pid ${state.pid} at ${state.address}`,
     );
-    printExports(state);
-    return 0;
+    return state;
   }
   if (state) {
     console.error(`harness: stale state in ${dir} (pid ${state.pid} not running); cleaning up`);
@@ -111,8 +113,17 @@ async function up(): Promise<number> {
     `harness: containerd ${info.version} pid ${info.pid} at ${info.address} ` +
       `(${((performance.now() - started) / 1000).toFixed(1)} s); stop with \`deno task down\``,
   );
-  printExports(info);
-  return 0;
+  return info;
+}
+
+async function up(): Promise<number> {
+  try {
+    printExports(await ensureDevDaemon());
+    return 0;
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    return 1;
+  }
 }
 
 async function down(): Promise<number> {

@@ -1413,7 +1413,7 @@ export interface RpcStatus {
   details: Any[];
 }
 
-/** Maps image names (e.g. "docker.io/library/alpine:latest") to a target descriptor. */
+/** Maps image names (e.g. "registry.example/team/app:1.0") to a target descriptor. */
 export interface ImagesClient {
   /** Fetches one image by name; NOT_FOUND if absent. */
   get(request: Init<GetImageRequest>, options?: CallOptions): Promise<GetImageResponse>;
