@@ -8,6 +8,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { type ContainerdAddress, defaultAddress, parseAddress, readEnv } from "./address.ts";
 import { ContainerdError, GrpcCode } from "./errors.ts";
+import { isIdentifier } from "./identifiers.ts";
 import { type CallOptions, makeServiceClient } from "./rpc.ts";
 import {
   type ContainerdServices,
@@ -262,10 +263,8 @@ function unavailable(details: string, cause?: unknown): ContainerdError {
   return new ContainerdError({ code: GrpcCode.UNAVAILABLE, method: "connect", details, cause });
 }
 
-const NAME_RE = /^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$/;
-
 function validateNamespace(namespace: string): void {
-  if (!NAME_RE.test(namespace) || namespace.length > 76) {
+  if (!isIdentifier(namespace)) {
     throw new TypeError(
       `Cannot use namespace '${namespace}': expected letters and digits separated by '.', '_' ` +
         "or '-', at most 76 characters",

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { readEnv } from "./address.ts";
+import { isIdentifier, MAX_IDENTIFIER_LENGTH } from "./identifiers.ts";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { OutputParser } from "./outputs.ts";
@@ -27,8 +29,6 @@ export const DEFAULT_MAX_OUTPUT_BYTES: number = 16 * 1024 * 1024;
 export const DEFAULT_POLL_INTERVAL_MS: number = 100;
 
 /** containerd's identifier rule (identifiers/validate.go). */
-const IDENTIFIER = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
-const MAX_IDENTIFIER_LENGTH = 76;
 
 /** Read size for files. */
 const CHUNK_BYTES = 256 * 1024;
@@ -159,11 +159,7 @@ export interface Capture extends AsyncDisposable {
 
 /** Reads `WFE_IO_DIR`; unset, empty or not permitted counts as unset. */
 function ioDirFromEnv(): string | undefined {
-  try {
-    return Deno.env.get(IO_DIR_ENV) || undefined;
-  } catch {
-    return undefined;
-  }
+  return readEnv(IO_DIR_ENV);
 }
 
 /** The system temp dir (`TMPDIR`, ...), or `/tmp` when the environment cannot be read. */
@@ -228,10 +224,7 @@ export async function createCapture(
   containerId: string,
   options: CaptureOptions = {},
 ): Promise<Capture> {
-  if (
-    typeof containerId !== "string" || containerId.length > MAX_IDENTIFIER_LENGTH ||
-    !IDENTIFIER.test(containerId)
-  ) {
+  if (!isIdentifier(containerId)) {
     throw new TypeError(
       `Cannot create capture files for container ID '${String(containerId)}': expected ` +
         `[A-Za-z0-9]+([._-][A-Za-z0-9]+)* of at most ${MAX_IDENTIFIER_LENGTH} characters`,
