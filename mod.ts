@@ -180,11 +180,24 @@ export {
   validateStepConfig,
 } from "./lib/step_config.ts";
 export {
-  buildStepSpec,
+  type ContainerTaskRequest,
+  createContainerTask,
+  type CreatedTask,
   DEFAULT_SNAPSHOTTER_LABEL,
+  defaultSnapshotter,
   LABELS,
+  leaseIdOf,
   MANAGED_BY,
   newContainerId,
+  parseSignal,
+  removeContainer,
+  type RemoveContainerOptions,
+  type RemovedContainer,
+  runtimeOptions,
+  stopTask,
+} from "./lib/container.ts";
+export {
+  buildStepSpec,
   runStep,
   type RunStepOptions,
   type StepResult,

@@ -6,16 +6,21 @@
  */
 
 import { connect, type ContainerdClient } from "./connection.ts";
-import { ContainerdError, GrpcCode, isNotFound, StepError, StepTimeoutError } from "./errors.ts";
-import { type Capture, type CapturedOutput, createCapture } from "./io.ts";
+import { ContainerdError, GrpcCode, StepError, StepTimeoutError } from "./errors.ts";
+import {
+  createContainerTask,
+  defaultSnapshotter,
+  newContainerId,
+  removeContainer,
+  stopTask,
+} from "./container.ts";
+import type { CapturedOutput } from "./io.ts";
 import { imageExists, imageNameCandidates, type ResolvedImage, resolveImage } from "./image.ts";
-import { LEASE_EXPIRE_LABEL } from "./lease.ts";
 import {
   buildSpec,
   type ImageProcessConfig,
   type OciSpec,
   type SpecOpt,
-  specToAny,
   withArgs,
   withBindMounts,
   withCpus,
@@ -27,30 +32,9 @@ import {
   withUser,
 } from "./oci_spec.ts";
 import { buildOutputData } from "./outputs.ts";
-import { encodeMessage } from "./rpc.ts";
 import { type StepConfig, type ValidatedStep, validateStepConfig } from "./step_config.ts";
 import { DEFAULT_USER, needsImageFiles, parseUserSpec, resolveUser } from "./user.ts";
 import { readImagePasswdGroup } from "./image_files.ts";
-
-/** Label keys this project puts on what it creates, so leftovers can be found. */
-export const LABELS = {
-  /** Always `@wfe/containerd`. */
-  managedBy: "wfe.containerd/managed-by",
-  /** `step` or `service`. */
-  kind: "wfe.containerd/kind",
-  /** The step or service name. */
-  name: "wfe.containerd/name",
-  /** RFC 3339 creation time. */
-  createdAt: "wfe.containerd/created-at",
-  /** The capture directory of the container's stdout and stderr. */
-  ioDir: "wfe.containerd/io-dir",
-} as const;
-
-/** Value of the managed-by label. */
-export const MANAGED_BY = "@wfe/containerd";
-
-/** Namespace label that names a namespace's default snapshotter. */
-export const DEFAULT_SNAPSHOTTER_LABEL = "containerd.io/defaults/snapshotter";
 
 /** Options of {@linkcode runStep}. */
 export interface RunStepOptions {
@@ -242,36 +226,6 @@ function hostName(): string | undefined {
   }
 }
 
-/** A fresh, valid container id: `wfe-<step name>-<random>`. */
-export function newContainerId(name: string | undefined): string {
-  const slug = (name ?? "step").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "")
-    .slice(0, 40) || "step";
-  return `wfe-${slug}-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
-}
-
-async function defaultSnapshotter(client: ContainerdClient): Promise<string> {
-  try {
-    const { namespace } = await client.namespaces.get({ name: client.namespace });
-    return namespace?.labels[DEFAULT_SNAPSHOTTER_LABEL] || "overlayfs";
-  } catch (err) {
-    if (isNotFound(err)) return "overlayfs";
-    throw err;
-  }
-}
-
-/** Encodes runc options as the Any a container's runtime record carries. */
-export function runtimeOptions(step: ValidatedStep): { typeUrl: string; value: Uint8Array } | null {
-  if (!step.runcOptions) return null;
-  return {
-    typeUrl: "containerd.runc.v1.Options",
-    value: encodeMessage("containerd.runc.v1.Options", step.runcOptions as Record<string, unknown>),
-  };
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 function tail(text: string): string {
   return text.length > TAIL_CHARS ? `…${text.slice(-TAIL_CHARS)}` : text;
 }
@@ -290,192 +244,74 @@ async function runOn(
   const snapshotter = step.snapshotter ?? await defaultSnapshotter(client);
   signal?.throwIfAborted();
 
-  // Everything created below is undone in reverse order, on every path.
-  const undo: { what: string; fn: () => Promise<unknown> }[] = [];
-  const cleanupErrors: Error[] = [];
-  let capture: Capture | undefined;
-  let tornDown = false;
-  const teardown = async (): Promise<void> => {
-    if (tornDown) return;
-    tornDown = true;
-    for (const { what, fn } of undo.reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        if (!isNotFound(err)) {
-          cleanupErrors.push(new Error(`${what}: ${message(err)}`, { cause: err }));
-        }
-      }
-    }
-    undo.length = 0;
-    if (capture) {
-      try {
-        await capture.remove();
-      } catch (err) {
-        cleanupErrors.push(new Error(`remove capture dir: ${message(err)}`, { cause: err }));
-      }
-    }
-  };
-
-  const createdAt = new Date().toISOString();
-  const leaseId = `${containerId}-lease`;
-  const expireMs = (step.timeoutMs ?? 24 * 3600_000) + grace + 3600_000;
-  try {
-    await client.leases.create({
-      id: leaseId,
-      labels: {
-        [LEASE_EXPIRE_LABEL]: new Date(Date.now() + expireMs).toISOString(),
-        [LABELS.managedBy]: MANAGED_BY,
-        [LABELS.kind]: "step",
-      },
-    });
-    undo.push({ what: "delete lease", fn: () => client.leases.delete({ id: leaseId }) });
-    const leased = client.withLease(leaseId);
-
-    capture = await createCapture(containerId, {
+  const { capture, wait } = await createContainerTask(client, {
+    containerId,
+    kind: "step",
+    name: step.stepName ?? "",
+    imageName: image.name,
+    chainId: image.chainId,
+    spec,
+    snapshotter,
+    runtime: step.runtime,
+    runcOptions: step.runcOptions,
+    labels: step.labels,
+    capture: {
       ioDir: options.ioDir,
       onStdout: options.onStdout,
       onStderr: options.onStderr,
       maxOutputBytes: step.maxOutputBytes,
-    });
-
-    let mounts;
-    try {
-      ({ mounts } = await leased.snapshots.prepare({
-        snapshotter,
-        key: containerId,
-        parent: image.chainId,
-        labels: { [LABELS.managedBy]: MANAGED_BY },
-      }));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      throw new ContainerdError({
-        code: GrpcCode.NOT_FOUND,
-        method: "Snapshots.Prepare",
-        details: `image '${image.name}' is not unpacked in snapshotter '${snapshotter}' ` +
-          `(no snapshot ${image.chainId}); unpack it, e.g. \`ctr images import\` or ` +
-          `\`ctr images unpack --snapshotter ${snapshotter}\``,
-        cause: err,
-      });
-    }
-    undo.push({
-      what: "remove snapshot",
-      fn: () => client.snapshots.remove({ snapshotter, key: containerId }),
-    });
-    await leased.containers.create({
-      container: {
-        id: containerId,
-        image: image.name,
-        labels: {
-          ...step.labels,
-          [LABELS.managedBy]: MANAGED_BY,
-          [LABELS.kind]: "step",
-          [LABELS.name]: step.stepName ?? "",
-          [LABELS.createdAt]: createdAt,
-          [LABELS.ioDir]: capture.dir,
-        },
-        runtime: { name: step.runtime, options: runtimeOptions(step) },
-        spec: specToAny(spec),
-        snapshotter,
-        snapshotKey: containerId,
-      },
-    });
-    undo.push({
-      what: "delete container",
-      fn: () => client.containers.delete({ id: containerId }),
-    });
-
-    signal?.throwIfAborted();
-
-    await leased.tasks.create({
-      containerId,
-      rootfs: mounts,
-      stdout: capture.stdoutPath,
-      stderr: capture.stderrPath,
-    });
-    // Until it has been waited for, a failure path must kill and delete the task.
-    const wait = client.tasks.wait({ containerId });
-    wait.catch(() => {});
-    undo.push({
-      what: "delete task",
-      fn: async () => {
-        await killQuietly(client, containerId, 9, true);
-        await within(wait, 10_000).catch(() => {});
-        await client.tasks.delete({ containerId });
-      },
-    });
+    },
+    leaseExpireMs: (step.timeoutMs ?? 24 * 3600_000) + grace + 3600_000,
+  });
+  let ending: Ending;
+  try {
     capture.startTailing();
     await client.tasks.start({ containerId });
-
-    const ending = await waitForEnd(client, containerId, wait, step.timeoutMs, grace, signal);
-    undo.pop(); // the task is ours to delete here, so output is drained before reading it
-    await client.tasks.delete({ containerId });
-    await capture.stopTailing();
-    const output: CapturedOutput = await capture.read();
-
-    const exitCode = ending.exitStatus;
-    const stepName = step.stepName ?? "step";
-    const result: StepResult = {
-      exitCode,
-      stdout: output.stdout,
-      stderr: output.stderr,
-      stdoutTruncated: output.stdoutTruncated,
-      stderrTruncated: output.stderrTruncated,
-      outputs: output.outputs,
-      outputData: buildOutputData(stepName, output.stdout, output.stderr, exitCode, output.outputs),
-      containerId,
-      durationMs: 0,
-      cleanupErrors,
-    };
-    await teardown();
-    result.durationMs = performance.now() - started;
-    const failure = {
-      exitCode,
-      stdoutTail: tail(output.stdout),
-      stderrTail: tail(output.stderr),
-      result,
-    };
-    if (ending.reason === "abort") throw signal!.reason;
-    if (ending.reason === "timeout") throw new StepTimeoutError(failure, step.timeoutMs!);
-    if (exitCode !== 0) throw new StepError(failure);
-    return result;
+    ending = await waitForEnd(client, containerId, wait, step.timeoutMs, grace, signal);
   } catch (err) {
-    await teardown();
-    if (cleanupErrors.length > 0 && err instanceof Error && !(err instanceof StepError)) {
-      (err as Error & { cleanupErrors?: Error[] }).cleanupErrors = cleanupErrors;
-    }
-    throw err;
-  } finally {
-    await capture?.stopTailing().catch(() => {});
-  }
-}
-
-/** Waits for `promise` at most `ms` milliseconds (no timer is left behind). */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function killQuietly(
-  client: ContainerdClient,
-  containerId: string,
-  signal: number,
-  all: boolean,
-): Promise<void> {
-  try {
-    await client.tasks.kill({ containerId, signal, all });
-  } catch (err) {
-    // Already exited or gone: nothing to kill.
-    if (err instanceof ContainerdError && [5, 9].includes(err.code)) return;
-    if (err instanceof ContainerdError && /process already finished|not found/i.test(err.details)) {
-      return;
-    }
+    await removeContainer(client, containerId, { gracePeriodMs: grace, snapshotter });
+    await capture.remove().catch(() => {});
     throw err;
   }
+
+  // Tasks.Delete drains the output; read it before the capture dir goes.
+  let output: CapturedOutput | undefined;
+  const removal = await removeContainer(client, containerId, {
+    gracePeriodMs: grace,
+    snapshotter,
+    afterTaskDelete: async () => {
+      await capture.stopTailing();
+      output = await capture.read();
+    },
+  });
+  await capture.remove().catch(() => {});
+  if (!output) {
+    throw removal.errors[0] ?? new Error(`runStep: the output of ${containerId} was not read`);
+  }
+  const exitCode = ending.exitStatus;
+  const stepName = step.stepName ?? "step";
+  const result: StepResult = {
+    exitCode,
+    stdout: output.stdout,
+    stderr: output.stderr,
+    stdoutTruncated: output.stdoutTruncated,
+    stderrTruncated: output.stderrTruncated,
+    outputs: output.outputs,
+    outputData: buildOutputData(stepName, output.stdout, output.stderr, exitCode, output.outputs),
+    containerId,
+    durationMs: performance.now() - started,
+    cleanupErrors: removal.errors,
+  };
+  const failure = {
+    exitCode,
+    stdoutTail: tail(output.stdout),
+    stderrTail: tail(output.stderr),
+    result,
+  };
+  if (ending.reason === "abort") throw signal!.reason;
+  if (ending.reason === "timeout") throw new StepTimeoutError(failure, step.timeoutMs!);
+  if (exitCode !== 0) throw new StepError(failure);
+  return result;
 }
 
 interface Ending {
@@ -484,8 +320,8 @@ interface Ending {
 }
 
 /**
- * Waits for the task to exit; on timeout or abort sends SIGTERM to its init
- * process, waits `grace`, then SIGKILL to all its processes.
+ * Waits for the task to exit; on timeout or abort stops it (SIGTERM to its
+ * init process, `grace` ms, then SIGKILL to all its processes).
  */
 async function waitForEnd(
   client: ContainerdClient,
@@ -508,16 +344,8 @@ async function waitForEnd(
   try {
     const first = await Promise.race([wait.then((w) => ({ exit: w })), trigger]);
     if (typeof first === "object") return { reason: "exit", exitStatus: first.exit.exitStatus };
-    await killQuietly(client, containerId, 15, false);
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
-    const inTime = await Promise.race([
-      wait.then(() => true),
-      new Promise<false>((resolve) => (graceTimer = setTimeout(() => resolve(false), grace))),
-    ]);
-    clearTimeout(graceTimer);
-    if (!inTime) await killQuietly(client, containerId, 9, true);
-    const exited = await wait;
-    return { reason: first, exitStatus: exited.exitStatus };
+    const exitStatus = await stopTask(client, containerId, wait, 15, grace);
+    return { reason: first, exitStatus };
   } finally {
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener("abort", onAbort);
