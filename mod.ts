@@ -57,6 +57,8 @@ export {
   isNotFound,
   isUnavailable,
   isUnimplemented,
+  ServiceError,
+  type ServiceFailure,
   StepError,
   type StepFailure,
   StepTimeoutError,
@@ -198,6 +200,7 @@ export {
 } from "./lib/container.ts";
 export {
   buildStepSpec,
+  ensureImage,
   runStep,
   type RunStepOptions,
   type StepResult,
@@ -229,3 +232,18 @@ export {
   type ReadImageFilesOptions,
   readImagePasswdGroup,
 } from "./lib/image_files.ts";
+export {
+  cleanupService,
+  type CleanupServiceOptions,
+  listServices,
+  logMatcher,
+  type ReadinessCheck,
+  type ReadinessOptions,
+  runService,
+  type RunServiceOptions,
+  type ServiceClientOptions,
+  serviceEnvPrefix,
+  type ServiceHandle,
+  type ServiceInfo,
+  serviceLogs,
+} from "./lib/service.ts";

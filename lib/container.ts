@@ -8,7 +8,7 @@
 
 import type { ContainerdClient } from "./connection.ts";
 import { ContainerdError, GrpcCode, isNotFound } from "./errors.ts";
-import { type Capture, type CaptureOptions, createCapture } from "./io.ts";
+import { type Capture, type CaptureOptions, createCapture, ioBaseDir } from "./io.ts";
 import { LEASE_EXPIRE_LABEL } from "./lease.ts";
 import { type OciSpec, specToAny } from "./oci_spec.ts";
 import { encodeMessage, type Init } from "./rpc.ts";
@@ -207,6 +207,7 @@ export async function createContainerTask(
   const { containerId, snapshotter } = req;
   const leaseId = leaseIdOf(containerId);
   let capture: Capture | undefined;
+  let owned = false; // only clean up an id whose lease this call created
   try {
     await client.leases.create({
       id: leaseId,
@@ -216,6 +217,7 @@ export async function createContainerTask(
         [LABELS.kind]: req.kind,
       },
     });
+    owned = true;
     const leased = client.withLease(leaseId);
     capture = await createCapture(containerId, req.capture);
     let mounts;
@@ -265,6 +267,7 @@ export async function createContainerTask(
     wait.catch(() => {});
     return { containerId, capture, wait };
   } catch (err) {
+    if (!owned) throw err;
     await removeContainer(client, containerId, {
       gracePeriodMs: 0,
       captureDir: capture?.dir,
@@ -285,9 +288,12 @@ export interface RemoveContainerOptions {
   stopSignal?: number;
   /** Runs after Tasks.Delete (output is drained) and before the container is deleted. */
   afterTaskDelete?: () => Promise<void>;
-  /** Capture directory, when the container record (with its label) may be gone. */
+  /**
+   * Capture directory, when the container record (with its label) may be gone.
+   * @default {"<WFE_IO_DIR or temp dir>/wfe-io-<containerId>"}
+   */
   captureDir?: string;
-  /** Snapshotter, when the container record may be gone. */
+  /** Snapshotter, when the container record may be gone; else the namespace's default. */
   snapshotter?: string;
   /** Cancels waiting for the task (the removal itself still runs). */
   signal?: AbortSignal;
@@ -377,7 +383,9 @@ export async function removeContainer(
       if (record) out.removed.push("container");
     }
   }
-  const snapshotter = record?.snapshotter || options.snapshotter;
+  // Without the record, the snapshotter is the one given or the namespace's default.
+  const snapshotter = record?.snapshotter || options.snapshotter ||
+    await defaultSnapshotter(client).catch(() => undefined);
   const key = record?.snapshotKey || containerId;
   if (snapshotter) {
     if (await attempt("remove snapshot", () => client.snapshots.remove({ snapshotter, key }))) {
@@ -387,7 +395,8 @@ export async function removeContainer(
   if (await attempt("delete lease", () => client.leases.delete({ id: leaseIdOf(containerId) }))) {
     out.removed.push("lease");
   }
-  const dir = record?.labels[LABELS.ioDir] || options.captureDir;
+  const dir = record?.labels[LABELS.ioDir] || options.captureDir ||
+    `${ioBaseDir()}/wfe-io-${containerId}`;
   if (dir && dir.endsWith(`/wfe-io-${containerId}`)) {
     let existed = true;
     await attempt("remove capture dir", async () => {

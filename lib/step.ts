@@ -135,8 +135,11 @@ export async function runStep(
   }
 }
 
-/** Resolves the image and everything the spec needs from it. */
-async function prepareImage(
+/**
+ * Checks the image is present (unless `pull` is `"never"`) and resolves it
+ * (manifest for the platform, config, chain ID).
+ */
+export async function ensureImage(
   client: ContainerdClient,
   step: ValidatedStep,
   signal: AbortSignal | undefined,
@@ -238,7 +241,7 @@ async function runOn(
   started: number,
 ): Promise<StepResult> {
   const signal = options.signal;
-  const image = await prepareImage(client, step, signal);
+  const image = await ensureImage(client, step, signal);
   const containerId = newContainerId(step.stepName);
   const spec = await stepSpec(client, step, image, containerId);
   const snapshotter = step.snapshotter ?? await defaultSnapshotter(client);
