@@ -351,16 +351,33 @@ export interface DaemonHandle {
  * Writes the config and spawns `containerd --config <dir>/config.toml` with its output appended
  * to `<dir>/containerd.log`. `detached` starts it in its own session so it outlives this process.
  */
-export async function spawnDaemon(dir: string, detached: boolean): Promise<DaemonHandle> {
+export async function spawnDaemon(
+  dir: string,
+  detached: boolean,
+  options: { netns?: string } = {},
+): Promise<DaemonHandle> {
   const p = daemonPaths(dir);
   await Deno.mkdir(p.runcRoot, { recursive: true });
   await Deno.mkdir(`${dir}/tmp`, { recursive: true });
   await Deno.writeTextFile(p.config, daemonConfig(dir));
   const containerd = lookPath("containerd");
   if (!containerd) throw new Error("containerd not found (run lima/provision.sh as root)");
-  // sh execs containerd, so the PID we get is containerd's.
-  const child = new Deno.Command("/bin/sh", {
-    args: ["-c", 'exec "$0" --config "$1" >>"$2" 2>&1', containerd, p.config, p.log],
+  // sh execs containerd (and nsenter execs sh), so the PID we get is containerd's.
+  const shell = [
+    "/bin/sh",
+    "-c",
+    'exec "$0" --config "$1" >>"$2" 2>&1',
+    containerd,
+    p.config,
+    p.log,
+  ];
+  // nsenter joins only the network namespace; `ip netns exec` would also remount /sys in a
+  // private mount namespace, hiding the cgroup mounts runc needs.
+  const argv = options.netns
+    ? [lookPath("nsenter") ?? "nsenter", `--net=/run/netns/${options.netns}`, ...shell]
+    : shell;
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -452,7 +469,8 @@ export async function pickSnapshotter(address: string): Promise<string> {
   return overlay && /\bok\s*$/.test(overlay) ? "overlayfs" : "native";
 }
 
-function facts(image: BuiltImage): ImageFacts {
+/** The facts tests need about a built image. */
+export function facts(image: BuiltImage): ImageFacts {
   return {
     name: image.name,
     platform: image.platform,
@@ -636,11 +654,15 @@ export async function stopDaemon(
 }
 
 /** Starts a daemon in `dir` (already created), waits for it and imports the test images. */
-export async function launch(dir: string, detached: boolean): Promise<{
+export async function launch(
+  dir: string,
+  detached: boolean,
+  options: { netns?: string } = {},
+): Promise<{
   handle: DaemonHandle;
   info: HarnessInfo;
 }> {
-  const handle = await spawnDaemon(dir, detached);
+  const handle = await spawnDaemon(dir, detached, options);
   try {
     const version = await waitReady(handle);
     const snapshotter = await pickSnapshotter(handle.address);
