@@ -247,3 +247,23 @@ export {
   type ServiceInfo,
   serviceLogs,
 } from "./lib/service.ts";
+export { formatDuration, parseDuration } from "./lib/duration.ts";
+export {
+  parseStepFile,
+  type ParseStepFileOptions,
+  parseVolume,
+  readStepFile,
+  STEP_FILE_KEYS,
+  StepFileError,
+} from "./lib/step_file.ts";
+export {
+  type ContainerPart,
+  type KeptItem,
+  prune,
+  type PrunedCaptureDir,
+  type PrunedContainer,
+  type PrunedLease,
+  type PrunedSnapshot,
+  type PruneOptions,
+  type PruneReport,
+} from "./lib/prune.ts";

@@ -1,6 +1,6 @@
 /**
  * Test runner behind `deno task test`: starts one private containerd (tests/harness.ts), runs
- * `deno test -A --parallel=false <args or tests/>` with `WFE_TEST_HARNESS` set, always stops the
+ * `deno test -A <args or tests/>` (files one after another) with `WFE_TEST_HARNESS` set, always stops the
  * daemon afterwards (also on SIGINT/SIGTERM), and exits with the test run's exit code.
  *
  * Without containerd (not Linux, not root, nothing to install it with) it prints the reason and
@@ -65,7 +65,7 @@ async function main(): Promise<number> {
   }
 
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--parallel=false", ...testArgs(Deno.args)],
+    args: ["test", "-A", ...testArgs(Deno.args)],
     env,
     stdin: "inherit",
     stdout: "inherit",

@@ -34,7 +34,7 @@ async function main(): Promise<number> {
   );
   let interrupted = false;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--parallel=false", ...(Deno.args.length ? Deno.args : ["tests/e2e/"])],
+    args: ["test", "-A", ...(Deno.args.length ? Deno.args : ["tests/e2e/"])],
     env: {
       WFE_E2E: JSON.stringify(info),
       WFE_CONTAINERD_ADDR: info.address,

@@ -1,0 +1,43 @@
+import assert from "@std/assert";
+import {
+  createContainerTask,
+  newContainerId,
+  prune,
+  resolveImage,
+  stepSpec,
+  validateStepConfig,
+} from "../../mod.ts";
+
+import { assertNothingLeft, e2eClient, e2eTest, remoteStep } from "./e2e.ts";
+
+e2eTest("e2e: prune removes what a crashed step left on the remote daemon", async (e) => {
+  await using c = await e2eClient(e);
+  // What a runStep killed mid-run leaves: lease, capture files in the shared dir, snapshot,
+  // container record and a running task.
+  const step = validateStepConfig(remoteStep(e, { run: "sleep 60", stepName: "crashed" }));
+  const image = await resolveImage(c, step.image);
+  const containerId = newContainerId("crashed");
+  const created = await createContainerTask(c, {
+    containerId,
+    kind: "step",
+    name: "crashed",
+    imageName: image.name,
+    chainId: image.chainId,
+    spec: await stepSpec(c, step, image, containerId),
+    snapshotter: e.snapshotter,
+    runtime: step.runtime,
+    runcOptions: step.runcOptions,
+    leaseExpireMs: 3600_000,
+  });
+  await c.tasks.start({ containerId });
+  await Deno.stat(created.capture.dir); // in the shared dir, visible from this side
+
+  const dry = await prune(c, { dryRun: true, gracePeriodMs: 500 });
+  assert.ok(dry.containers.some((x) => x.id === containerId), JSON.stringify(dry.containers));
+  assert.ok((await c.tasks.list({})).tasks.some((t) => t.id === containerId), "dry run removed");
+
+  const report = await prune(c, { gracePeriodMs: 500 });
+  assert.ok(report.containers.some((x) => x.id === containerId), JSON.stringify(report));
+  assert.deepEqual(report.errors, []);
+  await assertNothingLeft(e, containerId);
+});
