@@ -38,6 +38,8 @@ export {
   MAX_MESSAGE_BYTES,
   NAMESPACE_HEADER,
   type TlsOptions,
+  withClient,
+  type WithClientOptions,
 } from "./lib/connection.ts";
 export {
   type ContainerdAddress,
@@ -197,6 +199,7 @@ export {
   type RemovedContainer,
   runtimeOptions,
   stopTask,
+  taskStatusName,
 } from "./lib/container.ts";
 export {
   buildStepSpec,

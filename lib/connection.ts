@@ -378,3 +378,46 @@ function checkServerVersion(version: string, address: string): void {
     });
   }
 }
+
+/** Options of {@linkcode withClient}. */
+export interface WithClientOptions {
+  /** A connected client to use and leave open; otherwise one is opened and closed. */
+  client?: ContainerdClient;
+  /** Namespace for the calls (a view of `client`, or the new client's). */
+  namespace?: string;
+  /** TLS files for an `https://` address. */
+  tls?: TlsOptions;
+  /** Cancels connecting. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs `fn` with `options.client` (in `options.namespace` when given), or
+ * with a client connected to `address` for the call and closed afterwards.
+ *
+ * @example
+ * ```ts
+ * import { withClient } from "@wfe/containerd";
+ *
+ * const names = await withClient(undefined, { namespace: "default" }, async (client) =>
+ *   (await client.images.list({})).images.map((i) => i.name));
+ * ```
+ */
+export async function withClient<T>(
+  address: string | undefined,
+  options: WithClientOptions,
+  fn: (client: ContainerdClient) => Promise<T>,
+): Promise<T> {
+  const owned = options.client ? undefined : await connect(address, {
+    namespace: options.namespace,
+    tls: options.tls,
+    signal: options.signal,
+  });
+  try {
+    let client = options.client ?? owned!;
+    if (options.namespace !== undefined) client = client.withNamespace(options.namespace);
+    return await fn(client);
+  } finally {
+    owned?.close();
+  }
+}

@@ -45,6 +45,20 @@ export function leaseIdOf(containerId: string): string {
   return `${containerId}-lease`;
 }
 
+const TASK_STATUS_NAMES: Record<number, string> = {
+  [TaskStatus.UNKNOWN]: "unknown",
+  [TaskStatus.CREATED]: "created",
+  [TaskStatus.RUNNING]: "running",
+  [TaskStatus.STOPPED]: "stopped",
+  [TaskStatus.PAUSED]: "paused",
+  [TaskStatus.PAUSING]: "pausing",
+};
+
+/** The lower-case name of a task status, e.g. `"running"`. */
+export function taskStatusName(status: number): string {
+  return TASK_STATUS_NAMES[status] ?? "unknown";
+}
+
 /** A fresh, valid container id: `wfe-<name>-<random>`. */
 export function newContainerId(name: string | undefined): string {
   const slug = (name ?? "step").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "")

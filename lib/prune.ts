@@ -9,15 +9,10 @@
 
 import type { ContainerdClient } from "./connection.ts";
 import { isNotFound, isUnimplemented } from "./errors.ts";
-import { LABELS, leaseIdOf, MANAGED_BY, removeContainer } from "./container.ts";
+import { LABELS, leaseIdOf, MANAGED_BY, removeContainer, taskStatusName } from "./container.ts";
 import { isIdentifier } from "./identifiers.ts";
 import { ioBaseDir } from "./io.ts";
-import {
-  type Process,
-  type SnapshotsInfo,
-  TaskStatus,
-  type Timestamp,
-} from "../proto/gen/types.ts";
+import type { Process, SnapshotsInfo, Timestamp } from "../proto/gen/types.ts";
 
 /** Options of {@linkcode prune}. */
 export interface PruneOptions {
@@ -143,15 +138,6 @@ export interface PruneReport {
 
 const SNAPSHOTTER_PLUGIN = "io.containerd.snapshotter.v1";
 const CONCURRENCY = 4;
-
-const STATUS: Record<number, string> = {
-  [TaskStatus.UNKNOWN]: "unknown",
-  [TaskStatus.CREATED]: "created",
-  [TaskStatus.RUNNING]: "running",
-  [TaskStatus.STOPPED]: "stopped",
-  [TaskStatus.PAUSED]: "paused",
-  [TaskStatus.PAUSING]: "pausing",
-};
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -284,7 +270,7 @@ export async function prune(
         image: c.image,
         createdAt: iso(created),
         ageMs: age(created),
-        status: task ? STATUS[task.status] ?? "unknown" : "no task",
+        status: task ? taskStatusName(task.status) : "no task",
         removed: [],
       },
     });

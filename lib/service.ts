@@ -6,7 +6,7 @@
  * @module
  */
 
-import { connect, type ContainerdClient, type TlsOptions } from "./connection.ts";
+import { type ContainerdClient, type TlsOptions, withClient } from "./connection.ts";
 import { ContainerdError, GrpcCode, ServiceError } from "./errors.ts";
 import {
   createContainerTask,
@@ -15,6 +15,7 @@ import {
   parseSignal,
   removeContainer,
   type RemovedContainer,
+  taskStatusName,
   within,
 } from "./container.ts";
 import { isIdentifier } from "./identifiers.ts";
@@ -23,7 +24,6 @@ import type { Init } from "./rpc.ts";
 import { buildStepSpec, ensureImage } from "./step.ts";
 import { type PullPolicy, validateStepConfig } from "./step_config.ts";
 import type { RuncOptions } from "../proto/gen/types.ts";
-import { TaskStatus } from "../proto/gen/types.ts";
 
 /** A readiness check, following wfe's `services:` schema plus `log`. */
 export type ReadinessCheck =
@@ -266,18 +266,11 @@ export async function runService(
     stepName: name,
   });
   options.signal?.throwIfAborted();
-  const owned = options.client ? undefined : await connect(addr, {
-    namespace: options.namespace,
-    tls: options.tls,
-    signal: options.signal,
-  });
-  try {
-    let client = options.client ?? owned!;
-    if (options.namespace !== undefined) client = client.withNamespace(options.namespace);
-    return await start(client, containerId, name, step, ports, host, readiness, options);
-  } finally {
-    owned?.close();
-  }
+  return await withClient(
+    addr,
+    options,
+    (client) => start(client, containerId, name, step, ports, host, readiness, options),
+  );
 }
 
 async function start(
@@ -603,23 +596,6 @@ export interface CleanupServiceOptions extends ServiceClientOptions {
   gracePeriodMs?: number;
 }
 
-async function withClient<T>(
-  addr: string | undefined,
-  options: ServiceClientOptions,
-  fn: (client: ContainerdClient) => Promise<T>,
-): Promise<T> {
-  const owned = options.client
-    ? undefined
-    : await connect(addr, { namespace: options.namespace, tls: options.tls });
-  try {
-    let client = options.client ?? owned!;
-    if (options.namespace !== undefined) client = client.withNamespace(options.namespace);
-    return await fn(client);
-  } finally {
-    owned?.close();
-  }
-}
-
 /**
  * Stops and removes a service: its stop signal (the image's StopSignal, else
  * SIGTERM), up to `gracePeriodMs` for it to exit, SIGKILL to all its
@@ -680,15 +656,6 @@ export interface ServiceInfo {
   ioDir: string;
 }
 
-const STATUS_NAMES: Record<number, string> = {
-  [TaskStatus.UNKNOWN]: "unknown",
-  [TaskStatus.CREATED]: "created",
-  [TaskStatus.RUNNING]: "running",
-  [TaskStatus.STOPPED]: "stopped",
-  [TaskStatus.PAUSED]: "paused",
-  [TaskStatus.PAUSING]: "pausing",
-};
-
 /**
  * Lists the services this project started in a namespace (by its labels).
  *
@@ -716,7 +683,7 @@ export async function listServices(
         image: c.image,
         createdAt: c.labels[LABELS.createdAt] ?? "",
         ports: (c.labels[LABELS.ports] ?? "").split(",").filter(Boolean).map(Number),
-        status: task ? STATUS_NAMES[task.status] ?? "unknown" : "no task",
+        status: task ? taskStatusName(task.status) : "no task",
         pid: task?.pid ?? 0,
         ioDir: c.labels[LABELS.ioDir] ?? "",
       };

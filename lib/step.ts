@@ -5,7 +5,7 @@
  * @module
  */
 
-import { connect, type ContainerdClient } from "./connection.ts";
+import { type ContainerdClient, withClient } from "./connection.ts";
 import { ContainerdError, GrpcCode, StepError, StepTimeoutError } from "./errors.ts";
 import {
   createContainerTask,
@@ -121,18 +121,11 @@ export async function runStep(
     throw new RangeError(`Cannot use gracePeriodMs ${grace}: expected a number >= 0`);
   }
   options.signal?.throwIfAborted();
-  const owned = options.client ? undefined : await connect(step.containerdAddr, {
-    namespace: step.namespace,
-    tls: step.tls,
-    signal: options.signal,
-  });
-  try {
-    let client = options.client ?? owned!;
-    if (step.namespace !== undefined) client = client.withNamespace(step.namespace);
-    return await runOn(client, step, options, grace, started);
-  } finally {
-    owned?.close();
-  }
+  return await withClient(
+    step.containerdAddr,
+    { client: options.client, namespace: step.namespace, tls: step.tls, signal: options.signal },
+    (client) => runOn(client, step, options, grace, started),
+  );
 }
 
 /**
