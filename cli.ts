@@ -14,11 +14,11 @@
 
 import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import { Cli, CliError, err, errorLine, examples, EXIT_ERROR, out, PROGRAM } from "./cli/common.ts";
+import { registerCompletions } from "./cli/completions.ts";
+import { registerImages } from "./cli/images.ts";
 import { registerRun, registerSpec } from "./cli/run.ts";
 import { registerService } from "./cli/service.ts";
-import { registerImages } from "./cli/images.ts";
 import { CLIENT_VERSION, registerSystem } from "./cli/system.ts";
-import { registerCompletions } from "./cli/completions.ts";
 
 /**
  * Builds the command tree. Actions record their exit code in the returned

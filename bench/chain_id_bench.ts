@@ -10,7 +10,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { chainId, chainIds } from "../lib/chain_id.ts";
+import { chainId, chainIds } from "../lib/oci/chain_id.ts";
 
 function diffIds(count: number): string[] {
   return Array.from(

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { connect, readContent, withLease, writeContent } from "../mod.ts";
+import { connect, readContent, withLease, writeContent } from "../api.ts";
 import { startHarness } from "../tests/harness.ts";
 
 const MiB = 1024 * 1024;

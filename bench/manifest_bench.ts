@@ -12,15 +12,10 @@
  */
 
 import { createHash } from "node:crypto";
-import {
-  MediaType,
-  type OciIndex,
-  parseImageConfig,
-  parseIndex,
-  parseManifest,
-  parsePlatform,
-  selectManifest,
-} from "../lib/manifest.ts";
+import { parseImageConfig, parseIndex, parseManifest } from "../lib/oci/documents.ts";
+import { MediaType } from "../lib/oci/media_types.ts";
+import { parsePlatform, selectManifest } from "../lib/oci/platform.ts";
+import type { OciIndex } from "../lib/oci/types.ts";
 
 const digest = (seed: string): string =>
   `sha256:${createHash("sha256").update(seed).digest("hex")}`;

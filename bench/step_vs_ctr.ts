@@ -15,7 +15,7 @@
  * @module
  */
 
-import { connect, runStep } from "../mod.ts";
+import { connect, runStep } from "../api.ts";
 import { ctr, startHarness } from "../tests/harness.ts";
 
 function flag(name: string, fallback: number): number {

@@ -8,17 +8,12 @@
 
 import { type Command, InvalidArgumentError } from "@commander-js/extra-typings";
 import { isAbsolute, resolve } from "node:path";
-import {
-  connect,
-  type ContainerdClient,
-  ContainerdError,
-  DEFAULT_ADDRESS,
-  formatDuration,
-  GrpcCode,
-  IO_DIR_ENV,
-  parseDuration,
-  ServiceError,
-} from "../mod.ts";
+import { DEFAULT_ADDRESS } from "../lib/grpc/address.ts";
+import { connect, type ContainerdClient } from "../lib/grpc/connection.ts";
+import { ContainerdError, GrpcCode } from "../lib/grpc/errors.ts";
+import { IO_DIR_ENV } from "../lib/runtime/capture.ts";
+import { ServiceError } from "../lib/service/errors.ts";
+import { formatDuration, parseDuration } from "../lib/step/duration.ts";
 
 /** The program name in usage lines and examples. */
 export const PROGRAM = "wfe-containerd";

@@ -8,13 +8,6 @@
 
 import type { Command } from "@commander-js/extra-typings";
 import {
-  formatPlatform,
-  imageExists,
-  readAllContent,
-  type ResolvedImage,
-  resolveImage,
-} from "../mod.ts";
-import {
   type Cli,
   CliError,
   err,
@@ -26,6 +19,9 @@ import {
   PROGRAM,
   table,
 } from "./common.ts";
+import { readAllContent } from "../lib/content/read.ts";
+import { imageExists, type ResolvedImage, resolveImage } from "../lib/image/resolve.ts";
+import { formatPlatform } from "../lib/oci/platform.ts";
 
 function shortDigest(digest: string): string {
   return digest.replace(/^sha256:/, "").slice(0, 12);

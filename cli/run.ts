@@ -7,19 +7,6 @@
 
 import { type Command, Option } from "@commander-js/extra-typings";
 import {
-  ensureImage,
-  newContainerId,
-  parseVolume,
-  readStepFile,
-  runStep,
-  type StepConfig,
-  StepError,
-  type StepResult,
-  stepSpec,
-  StepTimeoutError,
-  validateStepConfig,
-} from "../mod.ts";
-import {
   type Cli,
   CliError,
   collect,
@@ -34,6 +21,11 @@ import {
   positiveInt,
   PROGRAM,
 } from "./common.ts";
+import { newContainerId } from "../lib/runtime/task.ts";
+import { type StepConfig, validateStepConfig } from "../lib/step/config.ts";
+import { StepError, StepTimeoutError } from "../lib/step/errors.ts";
+import { parseVolume, readStepFile } from "../lib/step/file.ts";
+import { ensureImage, runStep, type StepResult, stepSpec } from "../lib/step/run.ts";
 
 /** The step flags of `run` and `spec`, as commander parses them. */
 export interface StepFlags {

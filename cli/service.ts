@@ -7,17 +7,6 @@
 
 import { type Command, Option } from "@commander-js/extra-typings";
 import {
-  cleanupService,
-  isNotFound,
-  LABELS,
-  listServices,
-  MANAGED_BY,
-  type ReadinessCheck,
-  type ReadinessOptions,
-  runService,
-  serviceLogs,
-} from "../mod.ts";
-import {
   type Cli,
   CliError,
   collect,
@@ -33,6 +22,11 @@ import {
   PROGRAM,
   table,
 } from "./common.ts";
+import { isNotFound } from "../lib/grpc/errors.ts";
+import { LABELS, MANAGED_BY } from "../lib/labels.ts";
+import { cleanupService, listServices, serviceLogs } from "../lib/service/manage.ts";
+import type { ReadinessCheck, ReadinessOptions } from "../lib/service/readiness.ts";
+import { runService } from "../lib/service/start.ts";
 
 const READY_FORMS = "tcp:PORT, http:PORT[/PATH], log:TEXT, log:/REGEX/, exec:COMMAND or none";
 

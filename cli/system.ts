@@ -7,7 +7,6 @@
 
 import { type Command, Option } from "@commander-js/extra-typings";
 import denoJson from "../deno.json" with { type: "json" };
-import { defaultSnapshotter, ioBaseDir, prune, type PruneReport } from "../mod.ts";
 import {
   type Cli,
   CliError,
@@ -18,6 +17,9 @@ import {
   out,
   PROGRAM,
 } from "./common.ts";
+import { prune, type PruneReport } from "../lib/prune.ts";
+import { ioBaseDir } from "../lib/runtime/capture.ts";
+import { defaultSnapshotter } from "../lib/runtime/task.ts";
 
 /** The client's version, from deno.json. */
 export const CLIENT_VERSION: string = denoJson.version;

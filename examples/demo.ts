@@ -9,9 +9,9 @@
  * @module
  */
 
-import { connect, defaultAddress, imageExists, parseAddress, runStep } from "../mod.ts";
-import { ensureDevDaemon } from "../tests/harness_cli.ts";
+import { connect, defaultAddress, imageExists, parseAddress, runStep } from "../api.ts";
 import { ctr } from "../tests/harness.ts";
+import { ensureDevDaemon } from "../tests/harness_cli.ts";
 import { buildTestImages } from "../tests/oci_archive.ts";
 
 const IMAGE = "wfe.test/busybox:one-layer";

@@ -1,6 +1,6 @@
 // Lists the images of a namespace with their layer counts: deno run -A examples/list_images.ts
 
-import { connect, readAllContent } from "../mod.ts";
+import { connect, readAllContent } from "../api.ts";
 
 await using client = await connect(); // WFE_CONTAINERD_ADDR, CONTAINERD_ADDRESS or the system socket
 console.log(`containerd ${client.serverVersion.version}, namespace ${client.namespace}`);

@@ -7,12 +7,24 @@
  * @module
  */
 
-import type { ContainerdClient } from "./connection.ts";
-import { isNotFound, isUnimplemented } from "./errors.ts";
-import { LABELS, leaseIdOf, MANAGED_BY, removeContainer, taskStatusName } from "./container.ts";
-import { isIdentifier } from "./identifiers.ts";
-import { ioBaseDir } from "./io.ts";
-import type { Process, SnapshotsInfo, Timestamp } from "../proto/gen/types.ts";
+import {
+  CONCURRENCY,
+  iso,
+  modifiedMs,
+  ourSnapshots,
+  ownersInAllNamespaces,
+  pruneCaptureDirs,
+  taskIsOurs,
+  timestampMs,
+} from "./_prune_sweep.ts";
+import { pooledMap } from "./_util/async.ts";
+import { errorMessage } from "./_util/errors.ts";
+import type { ContainerdClient } from "./grpc/connection.ts";
+import { isNotFound } from "./grpc/errors.ts";
+import { LABELS, MANAGED_BY } from "./labels.ts";
+import { ioBaseDir } from "./runtime/capture.ts";
+import { removeContainer } from "./runtime/remove.ts";
+import { taskStatusName } from "./runtime/task.ts";
 
 /** Options of {@linkcode prune}. */
 export interface PruneOptions {
@@ -134,38 +146,6 @@ export interface PruneReport {
   kept: KeptItem[];
   /** Failures; each other item was still attempted. */
   errors: string[];
-}
-
-const SNAPSHOTTER_PLUGIN = "io.containerd.snapshotter.v1";
-const CONCURRENCY = 4;
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function timestampMs(ts: Timestamp | null | undefined): number | undefined {
-  if (!ts || (ts.seconds === 0 && ts.nanos === 0)) return undefined;
-  return ts.seconds * 1000 + Math.floor(ts.nanos / 1e6);
-}
-
-function iso(ms: number | undefined): string {
-  return ms === undefined ? "" : new Date(ms).toISOString();
-}
-
-function taskIsOurs(task: Process): boolean {
-  return task.stdout.endsWith(`/wfe-io-${task.id}/stdout`);
-}
-
-async function mapLimit<T>(
-  items: T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  });
-  await Promise.all(workers);
 }
 
 /**
@@ -300,7 +280,7 @@ export async function prune(
   }
   report.containers = removing.map((r) => r.item);
   if (!dryRun) {
-    await mapLimit(removing, CONCURRENCY, async ({ item, captureDir, snapshotter }) => {
+    await pooledMap(removing, CONCURRENCY, async ({ item, captureDir, snapshotter }) => {
       const removed = await removeContainer(client, item.id, {
         gracePeriodMs: grace,
         captureDir,
@@ -334,7 +314,7 @@ export async function prune(
       try {
         await client.leases.delete({ id: lease.id });
       } catch (err) {
-        if (!isNotFound(err)) report.errors.push(`lease ${lease.id}: ${describe(err)}`);
+        if (!isNotFound(err)) report.errors.push(`lease ${lease.id}: ${errorMessage(err)}`);
       }
     }
   }
@@ -357,7 +337,7 @@ export async function prune(
       try {
         await client.snapshots.remove({ snapshotter, key: info.name });
       } catch (err) {
-        if (!isNotFound(err)) report.errors.push(`snapshot ${info.name}: ${describe(err)}`);
+        if (!isNotFound(err)) report.errors.push(`snapshot ${info.name}: ${errorMessage(err)}`);
       }
     }
   }
@@ -371,137 +351,4 @@ export async function prune(
     await pruneCaptureDirs(ioDir, owners, old, now, dryRun, report);
   }
   return report;
-}
-
-/** Snapshots labelled as ours, in every snapshotter that loaded. */
-async function ourSnapshots(
-  client: ContainerdClient,
-  report: PruneReport,
-): Promise<{ snapshotter: string; info: SnapshotsInfo }[]> {
-  const out: { snapshotter: string; info: SnapshotsInfo }[] = [];
-  for (const snapshotter of await usableSnapshotters(client, report)) {
-    try {
-      for await (
-        const batch of client.snapshots.list({
-          snapshotter,
-          filters: [`labels."${LABELS.managedBy}"`],
-        })
-      ) {
-        for (const info of batch.info) {
-          if (info.labels[LABELS.managedBy] === MANAGED_BY) out.push({ snapshotter, info });
-        }
-      }
-    } catch (err) {
-      if (!isNotFound(err) && !isUnimplemented(err)) {
-        report.errors.push(`snapshots of ${snapshotter}: ${describe(err)}`);
-      }
-    }
-  }
-  return out;
-}
-
-async function usableSnapshotters(
-  client: ContainerdClient,
-  report: PruneReport,
-): Promise<string[]> {
-  try {
-    const { plugins } = await client.introspection.plugins({
-      filters: [`type==${SNAPSHOTTER_PLUGIN}`],
-    });
-    return plugins.filter((p) => p.type === SNAPSHOTTER_PLUGIN && !p.initErr).map((p) => p.id);
-  } catch (err) {
-    report.errors.push(`snapshotters: ${describe(err)}`);
-    return [];
-  }
-}
-
-/**
- * Container, task and lease ids in every other namespace; undefined (and an
- * error in the report) when one cannot be listed, so no directory is removed
- * blindly.
- */
-async function ownersInAllNamespaces(
-  client: ContainerdClient,
-  report: PruneReport,
-): Promise<Set<string> | undefined> {
-  const owners = new Set<string>();
-  try {
-    const { namespaces } = await client.namespaces.list({});
-    for (const { name } of namespaces) {
-      if (name === client.namespace) continue; // the caller knows its own namespace
-      const ns = client.withNamespace(name);
-      for (const c of (await ns.containers.list({})).containers) owners.add(c.id);
-      for (const t of (await ns.tasks.list({})).tasks) owners.add(t.id);
-      for (const l of (await ns.leases.list({})).leases) owners.add(l.id);
-    }
-    return owners;
-  } catch (err) {
-    report.errors.push(`capture dirs skipped: cannot list every namespace: ${describe(err)}`);
-    return undefined;
-  }
-}
-
-async function modifiedMs(dir: string): Promise<number | undefined> {
-  let latest: number | undefined;
-  for (const path of [dir, `${dir}/stdout`, `${dir}/stderr`]) {
-    try {
-      const ms = (await Deno.lstat(path)).mtime?.getTime();
-      if (ms !== undefined && (latest === undefined || ms > latest)) latest = ms;
-    } catch {
-      // missing or unreadable: the others decide
-    }
-  }
-  return latest;
-}
-
-async function pruneCaptureDirs(
-  ioDir: string,
-  owners: Set<string>,
-  old: (ms: number | undefined) => boolean,
-  now: number,
-  dryRun: boolean,
-  report: PruneReport,
-): Promise<void> {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(ioDir));
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) {
-      report.errors.push(`capture dirs in ${ioDir}: ${describe(err)}`);
-    }
-    return;
-  }
-  entries.sort((a, b) => a.name.localeCompare(b.name));
-  for (const entry of entries) {
-    if (!entry.isDirectory || !entry.name.startsWith("wfe-io-")) continue;
-    const id = entry.name.slice("wfe-io-".length);
-    if (!isIdentifier(id) || owners.has(id) || owners.has(leaseIdOf(id))) continue;
-    const path = `${ioDir}/${entry.name}`;
-    const modified = await modifiedMs(path);
-    if (!old(modified)) {
-      report.kept.push({
-        what: "capture dir",
-        id: path,
-        reason: modified === undefined
-          ? "age unknown"
-          : `modified ${Math.round((now - modified) / 1000)}s ago`,
-      });
-      continue;
-    }
-    report.captureDirs.push({
-      path,
-      containerId: id,
-      modifiedAt: iso(modified),
-      ageMs: modified === undefined ? 0 : now - modified,
-    });
-    if (!dryRun) {
-      try {
-        await Deno.remove(path, { recursive: true });
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) {
-          report.errors.push(`capture dir ${path}: ${describe(err)}`);
-        }
-      }
-    }
-  }
 }

@@ -238,7 +238,7 @@ export async function generate(): Promise<Record<string, string>> {
     " * enums as numbers, unset message fields as null. Names are the proto names;\n" +
     " * a name defined in two packages is prefixed with its package (e.g.\n" +
     " * `ContentInfo`, `SnapshotsInfo`).\n *\n * @module\n */\n\n" +
-    'import type { BidiStream, CallOptions, Init } from "../../lib/rpc.ts";\n\n';
+    'import type { BidiStream, CallOptions, Init } from "../../lib/grpc/rpc.ts";\n\n';
 
   for (const o of objects) {
     if (o instanceof protobuf.Service) continue;

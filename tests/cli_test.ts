@@ -6,20 +6,16 @@
  * @module
  */
 
-import assert from "@std/assert";
-import {
-  chainId,
-  connect,
-  type ContainerdClient,
-  LABELS,
-  MANAGED_BY,
-  type PruneReport,
-  TaskStatus,
-} from "../mod.ts";
-import { containerdTest, ctr, type HarnessInfo } from "./harness.ts";
-import { assertExists } from "./asserts.ts";
-import { parseReady, splitWords } from "../cli/service.ts";
+import assert from "node:assert/strict";
 import { chooseAddress, keyValue } from "../cli/common.ts";
+import { parseReady, splitWords } from "../cli/service.ts";
+import { connect, type ContainerdClient } from "../lib/grpc/connection.ts";
+import { LABELS, MANAGED_BY } from "../lib/labels.ts";
+import { chainId } from "../lib/oci/chain_id.ts";
+import type { PruneReport } from "../lib/prune.ts";
+import { assertExists } from "./asserts.ts";
+import { containerdTest, ctr, type HarnessInfo } from "./harness.ts";
+import { TaskStatus } from "../proto/gen/types.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -1,4 +1,4 @@
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import { containerdTest, ctr } from "./harness.ts";
 import {
   buildImage,

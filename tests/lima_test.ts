@@ -1,7 +1,7 @@
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import YAML from "yaml";
-import { assertExists } from "./asserts.ts";
 import { IO_DIR, renderTemplate, SOCAT_PORT } from "../lima/template.ts";
+import { assertExists } from "./asserts.ts";
 import { LIMA_IO_DIR, SOCAT_PORT as TOPOLOGY_PORT } from "./e2e/topology.ts";
 
 const limaDir = new URL("../lima/", import.meta.url);

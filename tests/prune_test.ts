@@ -1,22 +1,15 @@
-import assert from "@std/assert";
-import {
-  buildStepSpec,
-  cleanupService,
-  connect,
-  type ContainerdClient,
-  createContainerTask,
-  DEFAULT_RUNTIME,
-  isNotFound,
-  LABELS,
-  LEASE_EXPIRE_LABEL,
-  leaseIdOf,
-  MANAGED_BY,
-  prune,
-  type PruneReport,
-  resolveImage,
-  runService,
-  validateStepConfig,
-} from "../mod.ts";
+import assert from "node:assert/strict";
+import { connect, type ContainerdClient } from "../lib/grpc/connection.ts";
+import { isNotFound } from "../lib/grpc/errors.ts";
+import { resolveImage } from "../lib/image/resolve.ts";
+import { LABELS, LEASE_EXPIRE_LABEL, MANAGED_BY } from "../lib/labels.ts";
+import { prune, type PruneReport } from "../lib/prune.ts";
+import { createContainerTask } from "../lib/runtime/container.ts";
+import { leaseIdOf } from "../lib/runtime/task.ts";
+import { cleanupService } from "../lib/service/manage.ts";
+import { runService } from "../lib/service/start.ts";
+import { DEFAULT_RUNTIME, validateStepConfig } from "../lib/step/config.ts";
+import { buildStepSpec } from "../lib/step/run.ts";
 import { containerdTest, ctr, type HarnessInfo } from "./harness.ts";
 
 async function client(h: HarnessInfo, namespace: string): Promise<ContainerdClient> {

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { BidiStream, CallOptions, Init } from "../../lib/rpc.ts";
+import type { BidiStream, CallOptions, Init } from "../../lib/grpc/rpc.ts";
 
 /** Topic "/containers/create": a container record was created. */
 export interface ContainerCreate {

@@ -5,8 +5,10 @@
  * @module
  */
 
-import assert from "@std/assert";
-import { connect, type ContainerdClient, isNotFound, type StepConfig } from "../../mod.ts";
+import assert from "node:assert/strict";
+import { connect, type ContainerdClient } from "../../lib/grpc/connection.ts";
+import { isNotFound } from "../../lib/grpc/errors.ts";
+import type { StepConfig } from "../../lib/step/config.ts";
 import type { E2eInfo } from "./topology.ts";
 
 /** The topology's facts, from `WFE_E2E`. */

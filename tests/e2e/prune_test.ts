@@ -1,13 +1,10 @@
-import assert from "@std/assert";
-import {
-  createContainerTask,
-  newContainerId,
-  prune,
-  resolveImage,
-  stepSpec,
-  validateStepConfig,
-} from "../../mod.ts";
-
+import assert from "node:assert/strict";
+import { resolveImage } from "../../lib/image/resolve.ts";
+import { prune } from "../../lib/prune.ts";
+import { createContainerTask } from "../../lib/runtime/container.ts";
+import { newContainerId } from "../../lib/runtime/task.ts";
+import { validateStepConfig } from "../../lib/step/config.ts";
+import { stepSpec } from "../../lib/step/run.ts";
 import { assertNothingLeft, e2eClient, e2eTest, remoteStep } from "./e2e.ts";
 
 e2eTest("e2e: prune removes what a crashed step left on the remote daemon", async (e) => {

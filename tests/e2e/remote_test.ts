@@ -1,13 +1,9 @@
-import assert from "@std/assert";
-import {
-  cleanupService,
-  connect,
-  runService,
-  runStep,
-  StepError,
-  type StepResult,
-  StepTimeoutError,
-} from "../../mod.ts";
+import assert from "node:assert/strict";
+import { connect } from "../../lib/grpc/connection.ts";
+import { cleanupService } from "../../lib/service/manage.ts";
+import { runService } from "../../lib/service/start.ts";
+import { StepError, StepTimeoutError } from "../../lib/step/errors.ts";
+import { runStep, type StepResult } from "../../lib/step/run.ts";
 import { assertNothingLeft, e2eClient, e2eTest, remoteStep } from "./e2e.ts";
 
 e2eTest("e2e: the client reaches containerd only over TCP, as tcp:// and http://", async (e) => {

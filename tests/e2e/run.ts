@@ -7,8 +7,8 @@
  * @module
  */
 
-import { lookPath, REQUIRE_ENV } from "../harness.ts";
 import { netnsSkipReason, startTopology, type Topology } from "./topology.ts";
+import { lookPath, REQUIRE_ENV } from "../harness.ts";
 
 async function main(): Promise<number> {
   const reason = lookPath("limactl") ? undefined : netnsSkipReason();

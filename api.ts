@@ -1,0 +1,294 @@
+/**
+ * The lower level of `@wfe/containerd`: the raw typed client (every
+ * containerd RPC), the generated proto types, and the building blocks that
+ * {@linkcode runStep} and the service functions are made of: content reads and
+ * writes, leases, digests and chain IDs, OCI media types, documents,
+ * platforms and references, image resolution over a blob provider, reading
+ * files from image layers, the runtime spec builder, capture files, users,
+ * container lifecycle and labels. Everything `@wfe/containerd` exports is
+ * exported here too.
+ *
+ * Use the main entry for running steps and services; come here to speak to
+ * containerd directly.
+ *
+ * @example
+ * ```ts
+ * import { connect, contentStoreProvider, readAllContent, resolveManifest } from "@wfe/containerd/api";
+ *
+ * await using client = await connect();
+ * const { images } = await client.images.list({});
+ * for (const image of images) console.log(image.name, image.target?.digest);
+ * const target = images[0]?.target;
+ * if (target) {
+ *   const resolved = await resolveManifest(contentStoreProvider(client), target);
+ *   const config = await readAllContent(client, resolved.configDigest);
+ *   console.log(resolved.chainId, config.length);
+ * }
+ * ```
+ *
+ * @module
+ */
+
+export * from "./mod.ts";
+export { DEFAULT_MAX_FILE_BYTES } from "./lib/archive/layered.ts";
+export { assertDigest, isDigest, sha256Digest, Sha256Stream } from "./lib/content/digest.ts";
+export { type LeaseOptions, withLease } from "./lib/content/lease.ts";
+export {
+  MAX_WRITE_CHUNK,
+  readAllContent,
+  type ReadAllContentOptions,
+  readContent,
+  type ReadContentOptions,
+} from "./lib/content/read.ts";
+export {
+  type ContentSource,
+  writeContent,
+  type WriteContentOptions,
+  type WriteContentResult,
+} from "./lib/content/write.ts";
+export {
+  type ContainerdAddress,
+  DEFAULT_ADDRESS,
+  defaultAddress,
+  parseAddress,
+} from "./lib/grpc/address.ts";
+export {
+  connect,
+  type ConnectOptions,
+  ContainerdClient,
+  LEASE_HEADER,
+  MAX_MESSAGE_BYTES,
+  NAMESPACE_HEADER,
+  type TlsOptions,
+  withClient,
+  type WithClientOptions,
+} from "./lib/grpc/connection.ts";
+export {
+  codeName,
+  ContainerdError,
+  type ContainerdErrorOptions,
+  GrpcCode,
+  isAlreadyExists,
+  isDeadlineExceeded,
+  isFailedPrecondition,
+  isInvalidArgument,
+  isNotFound,
+  isUnavailable,
+  isUnimplemented,
+} from "./lib/grpc/errors.ts";
+export {
+  type BidiStream,
+  type CallOptions,
+  decodeMessage,
+  encodeMessage,
+  type Init,
+} from "./lib/grpc/rpc.ts";
+export {
+  clearImageFilesCache,
+  type ImageFilesCacheStats,
+  imageFilesCacheStats,
+  type ImageLayers,
+  readImageFiles,
+  type ReadImageFilesOptions,
+  readImagePasswdGroup,
+} from "./lib/image/files.ts";
+export {
+  imageExists,
+  type ResolvedImage,
+  resolveImage,
+  type ResolveImageOptions,
+} from "./lib/image/resolve.ts";
+export { chainId, chainIds } from "./lib/oci/chain_id.ts";
+export { parseImageConfig, parseIndex, parseManifest } from "./lib/oci/documents.ts";
+export {
+  type LayerCompression,
+  layerCompression,
+  MediaType,
+  type MediaTypeKind,
+  mediaTypeKind,
+} from "./lib/oci/media_types.ts";
+export {
+  compatiblePlatforms,
+  describeOffers,
+  formatPlatform,
+  hostPlatform,
+  matchingManifests,
+  matchPlatform,
+  normalizePlatform,
+  parsePlatform,
+  selectManifest,
+} from "./lib/oci/platform.ts";
+export {
+  DEFAULT_DOMAIN,
+  formatReference,
+  imageNameCandidates,
+  type ImageReference,
+  normalizeImageName,
+  parseReference,
+} from "./lib/oci/reference.ts";
+export {
+  clearImageCache,
+  type ImageCacheStats,
+  imageCacheStats,
+  MAX_DOCUMENT_BYTES,
+  type ResolvedManifest,
+  resolveManifest,
+  type ResolveManifestOptions,
+} from "./lib/image/manifest.ts";
+export {
+  type BlobProvider,
+  contentStoreProvider,
+  type ReadBlobOptions,
+} from "./lib/image/provider.ts";
+export {
+  type BindMount,
+  buildSpec,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_PATH,
+  defaultSpec,
+  type ImageProcessConfig,
+  OCI_VERSION,
+  type OciCapabilities,
+  type OciDeviceRule,
+  type OciMount,
+  type OciSpec,
+  SPEC_TYPE_URL,
+  type SpecOpt,
+  specToAny,
+  withArgs,
+  withBindMounts,
+  withCpus,
+  withCwd,
+  withDefaultDevices,
+  withEnv,
+  withImageConfig,
+  withMemoryLimit,
+  withNetwork,
+  withUser,
+} from "./lib/oci/spec.ts";
+export type {
+  OciContainerConfig,
+  OciDescriptor,
+  OciHistory,
+  OciImageConfig,
+  OciIndex,
+  OciManifest,
+  OciPlatform,
+  ParseOptions,
+} from "./lib/oci/types.ts";
+export {
+  type ContainerPart,
+  type KeptItem,
+  prune,
+  type PrunedCaptureDir,
+  type PrunedContainer,
+  type PrunedLease,
+  type PrunedSnapshot,
+  type PruneOptions,
+  type PruneReport,
+} from "./lib/prune.ts";
+export {
+  type Capture,
+  type CapturedOutput,
+  type CaptureOptions,
+  type CaptureStream,
+  createCapture,
+  DEFAULT_MAX_OUTPUT_BYTES,
+  DEFAULT_POLL_INTERVAL_MS,
+  IO_DIR_ENV,
+  ioBaseDir,
+} from "./lib/runtime/capture.ts";
+export {
+  type ContainerTaskRequest,
+  createContainerTask,
+  type CreatedTask,
+} from "./lib/runtime/container.ts";
+export { DEFAULT_SNAPSHOTTER_LABEL, LABELS, LEASE_EXPIRE_LABEL, MANAGED_BY } from "./lib/labels.ts";
+export {
+  removeContainer,
+  type RemoveContainerOptions,
+  type RemovedContainer,
+} from "./lib/runtime/remove.ts";
+export {
+  defaultSnapshotter,
+  leaseIdOf,
+  newContainerId,
+  parseSignal,
+  runtimeOptions,
+  stopTask,
+  taskStatusName,
+} from "./lib/runtime/task.ts";
+export {
+  DEFAULT_USER,
+  type GroupEntry,
+  MAX_ID,
+  MAX_NAME_LENGTH,
+  needsImageFiles,
+  parseGroup,
+  parsePasswd,
+  parseUserSpec,
+  type PasswdEntry,
+  type ResolvedUser,
+  resolveUser,
+  type UserFiles,
+  type UserSpec,
+} from "./lib/runtime/user.ts";
+export { ServiceError, type ServiceFailure } from "./lib/service/errors.ts";
+export {
+  cleanupService,
+  type CleanupServiceOptions,
+  listServices,
+  type ServiceClientOptions,
+  type ServiceInfo,
+  serviceLogs,
+} from "./lib/service/manage.ts";
+export { logMatcher, type ReadinessCheck, type ReadinessOptions } from "./lib/service/readiness.ts";
+export {
+  runService,
+  type RunServiceOptions,
+  serviceEnvPrefix,
+  type ServiceHandle,
+} from "./lib/service/start.ts";
+export {
+  DEFAULT_RUNTIME,
+  MIN_MEMORY_BYTES,
+  type NetworkMode,
+  parseCpu,
+  parseMemory,
+  type PullPolicy,
+  type StepConfig,
+  type ValidatedStep,
+  validateStepConfig,
+} from "./lib/step/config.ts";
+export { formatDuration, parseDuration } from "./lib/step/duration.ts";
+export { StepError, type StepFailure, StepTimeoutError } from "./lib/step/errors.ts";
+export {
+  parseStepFile,
+  type ParseStepFileOptions,
+  parseVolume,
+  readStepFile,
+  STEP_FILE_KEYS,
+  StepFileError,
+} from "./lib/step/file.ts";
+export {
+  buildOutputData,
+  OUTPUT_PREFIX,
+  OutputParser,
+  type OutputParserOptions,
+  parseOutputs,
+} from "./lib/step/outputs.ts";
+export {
+  buildStepSpec,
+  ensureImage,
+  runStep,
+  type RunStepOptions,
+  type StepResult,
+  stepSpec,
+} from "./lib/step/run.ts";
+export * from "./proto/gen/types.ts";
+export {
+  type LayerSource,
+  readLayeredFiles,
+  type ReadLayeredFilesOptions,
+} from "./lib/archive/layered.ts";
+export { readTar, type TarEntryType, type TarHeader, type TarItem } from "./lib/archive/tar.ts";

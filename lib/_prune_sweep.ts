@@ -1,0 +1,164 @@
+/**
+ * The listing and sweeping helpers behind {@linkcode prune}.
+ *
+ * @module
+ */
+
+import { errorMessage } from "./_util/errors.ts";
+import { isIdentifier } from "./_util/identifiers.ts";
+import type { ContainerdClient } from "./grpc/connection.ts";
+import { isNotFound, isUnimplemented } from "./grpc/errors.ts";
+import { LABELS, MANAGED_BY } from "./labels.ts";
+import type { PruneReport } from "./prune.ts";
+import { leaseIdOf } from "./runtime/task.ts";
+import type { Process, SnapshotsInfo, Timestamp } from "../proto/gen/types.ts";
+
+const SNAPSHOTTER_PLUGIN = "io.containerd.snapshotter.v1";
+export const CONCURRENCY = 4;
+
+export function timestampMs(ts: Timestamp | null | undefined): number | undefined {
+  if (!ts || (ts.seconds === 0 && ts.nanos === 0)) return undefined;
+  return ts.seconds * 1000 + Math.floor(ts.nanos / 1e6);
+}
+
+export function iso(ms: number | undefined): string {
+  return ms === undefined ? "" : new Date(ms).toISOString();
+}
+
+export function taskIsOurs(task: Process): boolean {
+  return task.stdout.endsWith(`/wfe-io-${task.id}/stdout`);
+}
+
+/** Snapshots labelled as ours, in every snapshotter that loaded. */
+export async function ourSnapshots(
+  client: ContainerdClient,
+  report: PruneReport,
+): Promise<{ snapshotter: string; info: SnapshotsInfo }[]> {
+  const out: { snapshotter: string; info: SnapshotsInfo }[] = [];
+  for (const snapshotter of await usableSnapshotters(client, report)) {
+    try {
+      for await (
+        const batch of client.snapshots.list({
+          snapshotter,
+          filters: [`labels."${LABELS.managedBy}"`],
+        })
+      ) {
+        for (const info of batch.info) {
+          if (info.labels[LABELS.managedBy] === MANAGED_BY) out.push({ snapshotter, info });
+        }
+      }
+    } catch (err) {
+      if (!isNotFound(err) && !isUnimplemented(err)) {
+        report.errors.push(`snapshots of ${snapshotter}: ${errorMessage(err)}`);
+      }
+    }
+  }
+  return out;
+}
+
+async function usableSnapshotters(
+  client: ContainerdClient,
+  report: PruneReport,
+): Promise<string[]> {
+  try {
+    const { plugins } = await client.introspection.plugins({
+      filters: [`type==${SNAPSHOTTER_PLUGIN}`],
+    });
+    return plugins.filter((p) => p.type === SNAPSHOTTER_PLUGIN && !p.initErr).map((p) => p.id);
+  } catch (err) {
+    report.errors.push(`snapshotters: ${errorMessage(err)}`);
+    return [];
+  }
+}
+
+/**
+ * Container, task and lease ids in every other namespace; undefined (and an
+ * error in the report) when one cannot be listed, so no directory is removed
+ * blindly.
+ */
+export async function ownersInAllNamespaces(
+  client: ContainerdClient,
+  report: PruneReport,
+): Promise<Set<string> | undefined> {
+  const owners = new Set<string>();
+  try {
+    const { namespaces } = await client.namespaces.list({});
+    for (const { name } of namespaces) {
+      if (name === client.namespace) continue; // the caller knows its own namespace
+      const ns = client.withNamespace(name);
+      for (const c of (await ns.containers.list({})).containers) owners.add(c.id);
+      for (const t of (await ns.tasks.list({})).tasks) owners.add(t.id);
+      for (const l of (await ns.leases.list({})).leases) owners.add(l.id);
+    }
+    return owners;
+  } catch (err) {
+    report.errors.push(`capture dirs skipped: cannot list every namespace: ${errorMessage(err)}`);
+    return undefined;
+  }
+}
+
+/** The latest modification time of a capture dir and its files. */
+export async function modifiedMs(dir: string): Promise<number | undefined> {
+  let latest: number | undefined;
+  for (const path of [dir, `${dir}/stdout`, `${dir}/stderr`]) {
+    try {
+      const ms = (await Deno.lstat(path)).mtime?.getTime();
+      if (ms !== undefined && (latest === undefined || ms > latest)) latest = ms;
+    } catch {
+      // missing or unreadable: the others decide
+    }
+  }
+  return latest;
+}
+
+export async function pruneCaptureDirs(
+  ioDir: string,
+  owners: Set<string>,
+  old: (ms: number | undefined) => boolean,
+  now: number,
+  dryRun: boolean,
+  report: PruneReport,
+): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(ioDir));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      report.errors.push(`capture dirs in ${ioDir}: ${errorMessage(err)}`);
+    }
+    return;
+  }
+  entries.sort((a, b) => a.name.localeCompare(b.name));
+  for (const entry of entries) {
+    if (!entry.isDirectory || !entry.name.startsWith("wfe-io-")) continue;
+    const id = entry.name.slice("wfe-io-".length);
+    if (!isIdentifier(id) || owners.has(id) || owners.has(leaseIdOf(id))) continue;
+    const path = `${ioDir}/${entry.name}`;
+    const modified = await modifiedMs(path);
+    if (!old(modified)) {
+      report.kept.push({
+        what: "capture dir",
+        id: path,
+        reason: modified === undefined
+          ? "age unknown"
+          : `modified ${Math.round((now - modified) / 1000)}s ago`,
+      });
+      continue;
+    }
+    report.captureDirs.push({
+      path,
+      containerId: id,
+      modifiedAt: iso(modified),
+      ageMs: modified === undefined ? 0 : now - modified,
+    });
+    if (!dryRun) {
+      try {
+        await Deno.remove(path, { recursive: true });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) {
+          report.errors.push(`capture dir ${path}: ${errorMessage(err)}`);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * Writing blobs into containerd's content store: chunked, resumable (an
+ * ingest ref resumes where an earlier write stopped) and verified before commit.
+ *
+ * @module
+ */
+
+import { dataLoss } from "./_data_loss.ts";
+import { assertDigest, Sha256Stream } from "./digest.ts";
+import { MAX_WRITE_CHUNK } from "./read.ts";
+import type { ContainerdClient } from "../grpc/connection.ts";
+import { ContainerdError, GrpcCode, isAlreadyExists, isNotFound } from "../grpc/errors.ts";
+import type { CallOptions } from "../grpc/rpc.ts";
+import { WriteAction, type WriteContentResponse } from "../../proto/gen/types.ts";
+
+/** Data {@linkcode writeContent} accepts. */
+export type ContentSource = Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+/** Options of {@linkcode writeContent}. */
+export interface WriteContentOptions extends CallOptions {
+  /**
+   * The ingest reference; a later write with the same ref resumes where this
+   * one stopped.
+   * @default {"upload-<expected digest>"} (a random ref when no digest is known)
+   */
+  ref?: string;
+  /** Digest the blob must have; computed for a `Uint8Array` when omitted. */
+  expected?: string;
+  /** Total size in bytes; taken from a `Uint8Array` when omitted. */
+  total?: number;
+  /** Labels set when the commit creates the blob. */
+  labels?: Record<string, string>;
+  /**
+   * Bytes per Write message, at most 1 MiB.
+   * @default {1048576}
+   */
+  chunkSize?: number;
+  /** Called after each acknowledged chunk with the bytes committed so far. */
+  onProgress?: (written: number, total: number | undefined) => void;
+}
+
+/** What {@linkcode writeContent} did. */
+export interface WriteContentResult {
+  /** The blob's digest. */
+  digest: string;
+  /** The blob's size in bytes. */
+  size: number;
+  /** True when the blob was already in the store and nothing was written. */
+  existed: boolean;
+  /** The offset the ingest resumed from (0 for a fresh ingest). */
+  resumedFrom: number;
+}
+
+/**
+ * Writes a blob: STAT (resume point), WRITE chunks of at most 1 MiB, each with
+ * its offset, then COMMIT with the expected digest. A blob that already exists
+ * is a success (`existed: true`); an interrupted ingest with the same `ref`
+ * resumes from the server's offset. The data is hashed while it is sent and a
+ * mismatch with `expected` aborts the ingest.
+ *
+ * @param client A connected client (its lease, if any, keeps the blob alive).
+ * @param data The bytes, a `ReadableStream` or an async iterable of chunks.
+ * @param options Ref, expected digest, total, labels, chunk size, progress.
+ * @returns The digest and size, and whether the blob existed or resumed.
+ * @throws {ContainerdError} DATA_LOSS (15) when the data does not match
+ *   `expected` or `total`; other codes from the server.
+ *
+ * @example
+ * ```ts
+ * import { connect, writeContent } from "@wfe/containerd/api";
+ *
+ * await using client = await connect();
+ * const { digest } = await writeContent(client, new TextEncoder().encode("hello"));
+ * ```
+ */
+export async function writeContent(
+  client: ContainerdClient,
+  data: ContentSource,
+  options: WriteContentOptions = {},
+): Promise<WriteContentResult> {
+  const { ref: givenRef, labels, onProgress, chunkSize = MAX_WRITE_CHUNK, ...call } = options;
+  let { expected, total } = options;
+  if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_WRITE_CHUNK) {
+    throw new RangeError(`Cannot use chunkSize ${chunkSize}: expected 1 to ${MAX_WRITE_CHUNK}`);
+  }
+  if (expected !== undefined) assertDigest(expected, "expected");
+  if (data instanceof Uint8Array) {
+    if (total !== undefined && total !== data.length) {
+      throw new RangeError(`Cannot write ${data.length} bytes with total ${total}`);
+    }
+    total = data.length;
+    if (expected === undefined) {
+      const hash = new Sha256Stream();
+      hash.update(data);
+      expected = hash.digest();
+    }
+  }
+  if (total !== undefined && (!Number.isSafeInteger(total) || total < 0)) {
+    throw new RangeError(`Cannot write with total ${total}: expected an integer >= 0`);
+  }
+  const ref = givenRef ?? (expected ? `upload-${expected}` : `upload-${crypto.randomUUID()}`);
+  const { signal, timeoutMs, namespace, lease } = call;
+
+  const stream = client.content.write({ signal, timeoutMs, namespace, lease });
+  const exchange = async (
+    request: Parameters<typeof stream.send>[0],
+  ): Promise<WriteContentResponse> => {
+    await stream.send(request);
+    const res = await stream.recv();
+    if (!res) {
+      throw new ContainerdError({
+        code: GrpcCode.UNKNOWN,
+        method: "Content.Write",
+        details: `${ref}: the server ended the stream without a response`,
+      });
+    }
+    return res;
+  };
+  const existedResult = (): WriteContentResult => ({
+    digest: expected!,
+    size: total ?? 0,
+    existed: true,
+    resumedFrom: 0,
+  });
+
+  try {
+    let stat: WriteContentResponse;
+    try {
+      stat = await exchange({ action: WriteAction.STAT, ref, total, expected });
+    } catch (err) {
+      if (isAlreadyExists(err) && expected) return existedResult();
+      throw err;
+    }
+    let offset = stat.offset;
+    if (total !== undefined && offset > total) offset = 0; // a stale ingest: start over
+    const resumedFrom = offset;
+    const hash = new Sha256Stream();
+    let written = 0; // bytes of `data` consumed (hashed)
+
+    for await (const piece of chunks(data, chunkSize)) {
+      hash.update(piece);
+      const start = written;
+      written += piece.length;
+      if (total !== undefined && written > total) {
+        throw dataLoss("Content.Write", ref, `the data is longer than total ${total}`);
+      }
+      if (written <= offset) continue; // already on the server
+      const part = start < offset ? piece.subarray(offset - start) : piece;
+      const res = await exchange({ action: WriteAction.WRITE, ref, offset, data: part });
+      offset += part.length;
+      if (res.offset !== offset) {
+        throw dataLoss("Content.Write", ref, `server is at offset ${res.offset}, sent ${offset}`);
+      }
+      onProgress?.(offset, total);
+    }
+    if (total !== undefined && written !== total) {
+      throw dataLoss("Content.Write", ref, `the data has ${written} bytes, total is ${total}`);
+    }
+    const actual = hash.digest();
+    if (expected !== undefined && actual !== expected) {
+      await abortIngest(client, ref, call);
+      throw dataLoss("Content.Write", ref, `the data hashes to ${actual}, expected ${expected}`);
+    }
+    try {
+      const res = await exchange({
+        action: WriteAction.COMMIT,
+        ref,
+        total: written,
+        offset,
+        expected: actual,
+        labels,
+      });
+      if (res.digest && res.digest !== actual) {
+        throw dataLoss("Content.Write", ref, `committed as ${res.digest}, expected ${actual}`);
+      }
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      return { ...existedResult(), digest: actual, size: written };
+    }
+    stream.closeSend();
+    // The server repeats its last response after a commit; drain and ignore it.
+    while (await stream.recv() !== undefined) { /* ignore */ }
+    return { digest: actual, size: written, existed: false, resumedFrom };
+  } finally {
+    stream.cancel();
+  }
+}
+
+async function abortIngest(
+  client: ContainerdClient,
+  ref: string,
+  call: CallOptions,
+): Promise<void> {
+  try {
+    await client.content.abort({ ref }, { ...call, signal: undefined });
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+async function* chunks(data: ContentSource, size: number): AsyncGenerator<Uint8Array> {
+  if (data instanceof Uint8Array) {
+    for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+    return;
+  }
+  for await (const piece of data as AsyncIterable<Uint8Array>) {
+    for (let i = 0; i < piece.length; i += size) yield piece.subarray(i, i + size);
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * Capture files for a task's stdout and stderr.
+ *
+ * containerd's shim opens a plain stdio path as a named pipe when it is one
+ * and otherwise as a regular file with `O_WRONLY|O_APPEND`, without
+ * `O_CREAT`: the files must exist before `Tasks.Create`. Regular files (not
+ * FIFOs) also work when the daemon runs elsewhere and sees the directory
+ * through a shared mount (`WFE_IO_DIR`, e.g. virtiofs into a Lima VM).
+ * Tailing therefore polls instead of relying on inotify, which such mounts do
+ * not support, and reopens the files on every poll, which also gives fresh
+ * data under NFS's close-to-open consistency.
+ *
+ * @module
+ */
+
+import { readEnv } from "../_util/env.ts";
+import { isIdentifier, MAX_IDENTIFIER_LENGTH } from "../_util/identifiers.ts";
+import { FileCapture } from "./_capture_file.ts";
+import { tmpdir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+
+/** Environment variable naming a directory for capture files shared with the daemon. */
+export const IO_DIR_ENV = "WFE_IO_DIR";
+
+/** Default of {@linkcode CaptureOptions.maxOutputBytes}: 16 MiB per stream. */
+export const DEFAULT_MAX_OUTPUT_BYTES: number = 16 * 1024 * 1024;
+
+/** Default of {@linkcode CaptureOptions.pollIntervalMs}: 100 ms. */
+export const DEFAULT_POLL_INTERVAL_MS: number = 100;
+
+/** Which captured stream. */
+export type CaptureStream = "stdout" | "stderr";
+
+/** Options of {@linkcode createCapture}. */
+export interface CaptureOptions {
+  /**
+   * Directory to create the capture directory in. It must exist.
+   * @default {ioBaseDir()} (`WFE_IO_DIR`, else the system temp dir)
+   */
+  ioDir?: string;
+  /**
+   * The directory is shared with a daemon that may write as another user: the
+   * capture directory is made mode 0777 and the files 0666 instead of 0700 and
+   * 0600.
+   * @default {true when WFE_IO_DIR is set}
+   */
+  shared?: boolean;
+  /**
+   * Called once per complete stdout line while tailing, without the line
+   * break and one trailing CR. A line over 1 Mi characters arrives in pieces.
+   */
+  onStdout?: (line: string) => void;
+  /**
+   * Called once per complete stderr line while tailing, without the line
+   * break and one trailing CR. A line over 1 Mi characters arrives in pieces.
+   */
+  onStderr?: (line: string) => void;
+  /**
+   * How many bytes of each stream {@linkcode Capture.read} keeps: the last
+   * ones, as the end of the output usually explains a failure. It also bounds
+   * one `##wfe[output]` line (but never below 64 Ki characters): a longer
+   * output line is ignored rather than buffered.
+   * @default {16777216} (16 MiB)
+   */
+  maxOutputBytes?: number;
+  /**
+   * How often tailing looks for new output, in milliseconds.
+   * @default {100}
+   */
+  pollIntervalMs?: number;
+}
+
+/** What {@linkcode Capture.read} returns. */
+export interface CapturedOutput {
+  /** Standard output: all of it, or its last `maxOutputBytes` bytes when truncated. */
+  stdout: string;
+  /** Standard error: all of it, or its last `maxOutputBytes` bytes when truncated. */
+  stderr: string;
+  /** Size of the whole stdout file in bytes. */
+  stdoutBytes: number;
+  /** Size of the whole stderr file in bytes. */
+  stderrBytes: number;
+  /** `stdout` holds only the end of the output. */
+  stdoutTruncated: boolean;
+  /** `stderr` holds only the end of the output. */
+  stderrTruncated: boolean;
+  /** `##wfe[output key=value]` lines of the WHOLE stdout file, also when truncated. */
+  outputs: Record<string, string>;
+}
+
+/**
+ * A task's capture directory with its `stdout` and `stderr` files. Pass
+ * {@linkcode Capture.stdoutPath} and {@linkcode Capture.stderrPath} as the
+ * task's stdout and stderr; read them after `Tasks.Delete` (the shim drains
+ * the output then). `await using` removes the directory.
+ */
+export interface Capture extends AsyncDisposable {
+  /** The capture directory, `<base>/wfe-io-<containerId>` (absolute). */
+  readonly dir: string;
+  /** The file for the task's stdout, `<dir>/stdout`. */
+  readonly stdoutPath: string;
+  /** The file for the task's stderr, `<dir>/stderr`. */
+  readonly stderrPath: string;
+  /** The files are writable by any user (modes 0777/0666), for a daemon on another host. */
+  readonly shared: boolean;
+  /**
+   * Starts delivering new lines to `onStdout` and `onStderr`, polling the
+   * files every `pollIntervalMs`. Does nothing when already tailing.
+   *
+   * @throws {Error} When the capture directory was removed.
+   */
+  startTailing(): void;
+  /**
+   * Stops tailing: reads what is left, delivers a last line without a line
+   * break, and stops the timer. Does nothing when not tailing.
+   *
+   * @returns When everything written so far was delivered.
+   * @throws {Error} The first error of a callback or of reading a file while
+   *   tailing (the other lines are still delivered).
+   */
+  stopTailing(): Promise<void>;
+  /**
+   * Reads both files once, in a bounded amount of memory.
+   *
+   * @returns The output, truncated to its last `maxOutputBytes` bytes per
+   *   stream (cut at a UTF-8 boundary), sizes, and the outputs of all of stdout.
+   * @throws {Deno.errors.NotFound} When the directory was removed.
+   */
+  read(): Promise<CapturedOutput>;
+  /**
+   * Reads only the end of one stream, e.g. for an error message.
+   *
+   * @param stream `"stdout"` or `"stderr"`.
+   * @param maxBytes The most bytes to read from the end.
+   * @returns The text, starting at a UTF-8 boundary.
+   * @throws {TypeError} When `stream` is not `"stdout"` or `"stderr"`.
+   * @throws {RangeError} When `maxBytes` is not an integer >= 0.
+   */
+  tail(stream: CaptureStream, maxBytes: number): Promise<string>;
+  /**
+   * Stops tailing (without the final delivery) and deletes the directory; a
+   * second call does nothing.
+   *
+   * @returns When the directory is gone.
+   */
+  remove(): Promise<void>;
+}
+
+/** Reads `WFE_IO_DIR`; unset, empty or not permitted counts as unset. */
+function ioDirFromEnv(): string | undefined {
+  return readEnv(IO_DIR_ENV);
+}
+
+/** The system temp dir (`TMPDIR`, ...), or `/tmp` when the environment cannot be read. */
+function systemTempDir(): string {
+  try {
+    return tmpdir();
+  } catch {
+    return "/tmp";
+  }
+}
+
+/**
+ * Returns the directory capture directories are created in: `WFE_IO_DIR` when
+ * set (a directory the daemon sees at the same path, e.g. a shared mount),
+ * else the system temp dir. An empty or unreadable variable counts as unset.
+ *
+ * @returns A directory path.
+ * @throws {never} Lacking permission to read the environment is not an error.
+ *
+ * @example
+ * ```ts
+ * import { ioBaseDir } from "@wfe/containerd/api";
+ *
+ * console.log(ioBaseDir()); // "/tmp" unless WFE_IO_DIR or TMPDIR say otherwise
+ * ```
+ */
+export function ioBaseDir(): string {
+  return ioDirFromEnv() ?? systemTempDir();
+}
+
+/**
+ * Creates `<base>/wfe-io-<containerId>/` with empty `stdout` and `stderr`
+ * files for a task. The directory must not exist yet, so two steps never
+ * share capture files. Modes are set with chmod, whatever the umask: 0700 and
+ * 0600 for a local directory, 0777 and 0666 for a shared one (a daemon on
+ * another host may write as another user).
+ *
+ * @param containerId The container's ID (a containerd identifier).
+ * @param options Base directory, sharing, line callbacks, output bound, poll interval.
+ * @returns The capture; remove it with `remove()` or `await using`.
+ * @throws {TypeError} When `containerId` is not a valid containerd
+ *   identifier, or `ioDir` is empty.
+ * @throws {RangeError} When `maxOutputBytes` or `pollIntervalMs` is out of range.
+ * @throws {Deno.errors.AlreadyExists} When the capture directory exists.
+ * @throws {Deno.errors.NotFound} When the base directory does not exist.
+ *
+ * @example
+ * ```ts
+ * import { createCapture } from "@wfe/containerd/api";
+ *
+ * await using capture = await createCapture("wfe-build-1", {
+ *   onStdout: (line) => console.log(`[build] ${line}`),
+ * });
+ * capture.startTailing();
+ * // ... Tasks.Create with capture.stdoutPath / capture.stderrPath, run, Tasks.Delete ...
+ * await capture.stopTailing();
+ * const { stdout, outputs } = await capture.read();
+ * console.log(stdout.length, outputs);
+ * ```
+ */
+export async function createCapture(
+  containerId: string,
+  options: CaptureOptions = {},
+): Promise<Capture> {
+  if (!isIdentifier(containerId)) {
+    throw new TypeError(
+      `Cannot create capture files for container ID '${String(containerId)}': expected ` +
+        `[A-Za-z0-9]+([._-][A-Za-z0-9]+)* of at most ${MAX_IDENTIFIER_LENGTH} characters`,
+    );
+  }
+  const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0) {
+    throw new RangeError(`Cannot use maxOutputBytes ${maxOutputBytes}: expected an integer >= 0`);
+  }
+  const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  if (!(pollIntervalMs > 0) || !Number.isFinite(pollIntervalMs)) {
+    throw new RangeError(`Cannot use pollIntervalMs ${pollIntervalMs}: expected a number > 0`);
+  }
+  if (options.ioDir === "") {
+    throw new TypeError("Cannot create capture files in ioDir '': expected a directory path");
+  }
+  const envDir = ioDirFromEnv();
+  let base = options.ioDir ?? envDir ?? systemTempDir();
+  // The daemon gets these paths as they are: make them absolute.
+  if (!isAbsolute(base)) base = resolve(base);
+  const shared = options.shared ?? envDir !== undefined;
+  const dirMode = shared ? 0o777 : 0o700;
+  const fileMode = shared ? 0o666 : 0o600;
+
+  const dir = join(base, `wfe-io-${containerId}`);
+  try {
+    await Deno.mkdir(dir, { mode: dirMode });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) {
+      throw new Deno.errors.AlreadyExists(
+        `Cannot create capture directory '${dir}' as it already exists: container ID ` +
+          `'${containerId}' may be in use by another step`,
+        { cause: err },
+      );
+    }
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(
+        `Cannot create capture directory '${dir}' as the IO directory '${base}' does not exist`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  const stdoutPath = join(dir, "stdout");
+  const stderrPath = join(dir, "stderr");
+  try {
+    await Deno.chmod(dir, dirMode);
+    for (const path of [stdoutPath, stderrPath]) {
+      const file = await Deno.open(path, { write: true, createNew: true, mode: fileMode });
+      file.close();
+      await Deno.chmod(path, fileMode);
+    }
+  } catch (err) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  }
+  return new FileCapture(
+    dir,
+    stdoutPath,
+    stderrPath,
+    shared,
+    options,
+    maxOutputBytes,
+    pollIntervalMs,
+  );
+}

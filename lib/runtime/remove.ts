@@ -1,0 +1,148 @@
+/**
+ * Removing a container and everything made for it, whatever state it is in.
+ *
+ * @module
+ */
+
+import { errorMessage } from "../_util/errors.ts";
+import type { ContainerdClient } from "../grpc/connection.ts";
+import { isNotFound } from "../grpc/errors.ts";
+import { LABELS, MANAGED_BY } from "../labels.ts";
+import { type OciSpec, specToAny } from "../oci/spec.ts";
+import { ioBaseDir } from "./capture.ts";
+import { defaultSnapshotter, leaseIdOf, stopTask } from "./task.ts";
+import { DEFAULT_RUNTIME } from "../step/config.ts";
+import { type Container, TaskStatus } from "../../proto/gen/types.ts";
+
+/** Options of {@linkcode removeContainer}. */
+export interface RemoveContainerOptions {
+  /**
+   * Time between the stop signal and SIGKILL for a running task, in ms.
+   * @default {10000}
+   */
+  gracePeriodMs?: number;
+  /** Stop signal; defaults to the container's stop-signal label, else SIGTERM. */
+  stopSignal?: number;
+  /** Runs after Tasks.Delete (output is drained) and before the container is deleted. */
+  afterTaskDelete?: () => Promise<void>;
+  /**
+   * Capture directory, when the container record (with its label) may be gone.
+   * @default {"<WFE_IO_DIR or temp dir>/wfe-io-<containerId>"}
+   */
+  captureDir?: string;
+  /** Snapshotter, when the container record may be gone; else the namespace's default. */
+  snapshotter?: string;
+  /** Cancels waiting for the task (the removal itself still runs). */
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode removeContainer} found and removed. */
+export interface RemovedContainer {
+  /** Which parts existed and were removed. */
+  removed: ("task" | "container" | "snapshot" | "lease" | "capture dir")[];
+  /** The task's exit status, when there was a task. */
+  exitStatus?: number;
+  /** Failures (other than "not found"); each later part was still attempted. */
+  errors: Error[];
+}
+
+/**
+ * Removes a container and everything made for it, in the right order and
+ * from whatever state it is in: stop the task (stop signal, grace period,
+ * SIGKILL to all), Tasks.Delete, Containers.Delete, snapshot Remove, lease
+ * Delete, capture dir. Parts that do not exist are skipped, so calling it
+ * twice is fine; a task whose container record was deleted (as
+ * wfe-containerd's cleanup leaves them) is reached by re-creating a
+ * placeholder record. Never throws for a part that fails: the errors are
+ * returned and the later parts are still attempted.
+ */
+export async function removeContainer(
+  client: ContainerdClient,
+  containerId: string,
+  options: RemoveContainerOptions = {},
+): Promise<RemovedContainer> {
+  const grace = options.gracePeriodMs ?? 10_000;
+  const out: RemovedContainer = { removed: [], errors: [] };
+  const attempt = async (what: string, fn: () => Promise<unknown>): Promise<boolean> => {
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      if (!isNotFound(err)) {
+        out.errors.push(new Error(`${what}: ${errorMessage(err)}`, { cause: err }));
+      }
+      return false;
+    }
+  };
+
+  let container: Container | null = null;
+  await attempt("get container", async () => {
+    container = (await client.containers.get({ id: containerId })).container;
+  });
+  const record = container as Container | null;
+  const { tasks } = await client.tasks.list({ filter: "" }).catch(() => ({ tasks: [] }));
+  const task = tasks.find((t) => t.id === containerId);
+  let placeholder = false;
+  if (task && !record) {
+    // Tasks.Kill and Tasks.Delete look the container record up first.
+    placeholder = await attempt("re-create container record", () =>
+      client.containers.create({
+        container: {
+          id: containerId,
+          runtime: { name: DEFAULT_RUNTIME },
+          spec: specToAny({} as OciSpec),
+          labels: { [LABELS.managedBy]: MANAGED_BY },
+        },
+      }));
+  }
+  if (task && (record || placeholder)) {
+    const running = task.status === TaskStatus.RUNNING || task.status === TaskStatus.PAUSED ||
+      task.status === TaskStatus.CREATED || task.status === TaskStatus.PAUSING;
+    if (running) {
+      const label = record?.labels[LABELS.stopSignal];
+      const stopSignal = options.stopSignal ?? (label ? Number(label) : 15);
+      const wait = client.tasks.wait({ containerId });
+      wait.catch(() => {});
+      await attempt("stop task", () => stopTask(client, containerId, wait, stopSignal, grace));
+    }
+    if (
+      await attempt("delete task", async () => {
+        const res = await client.tasks.delete({ containerId });
+        out.exitStatus = res.exitStatus;
+      })
+    ) out.removed.push("task");
+  }
+  if (options.afterTaskDelete) await attempt("read output", options.afterTaskDelete);
+  if (record || placeholder) {
+    if (await attempt("delete container", () => client.containers.delete({ id: containerId }))) {
+      if (record) out.removed.push("container");
+    }
+  }
+  // Without the record, the snapshotter is the one given or the namespace's default.
+  const snapshotter = record?.snapshotter || options.snapshotter ||
+    await defaultSnapshotter(client).catch(() => undefined);
+  const key = record?.snapshotKey || containerId;
+  if (snapshotter) {
+    if (await attempt("remove snapshot", () => client.snapshots.remove({ snapshotter, key }))) {
+      out.removed.push("snapshot");
+    }
+  }
+  if (await attempt("delete lease", () => client.leases.delete({ id: leaseIdOf(containerId) }))) {
+    out.removed.push("lease");
+  }
+  const dir = record?.labels[LABELS.ioDir] || options.captureDir ||
+    `${ioBaseDir()}/wfe-io-${containerId}`;
+  if (dir && dir.endsWith(`/wfe-io-${containerId}`)) {
+    let existed = true;
+    await attempt("remove capture dir", async () => {
+      try {
+        await Deno.remove(dir, { recursive: true });
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) existed = false;
+        else throw err;
+      }
+    });
+    if (existed) out.removed.push("capture dir");
+  }
+  return out;
+}

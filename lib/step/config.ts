@@ -1,0 +1,296 @@
+/**
+ * The configuration of a workflow step (wfe-containerd's fields in
+ * camelCase) and its validation, done before anything touches the daemon.
+ *
+ * @module
+ */
+
+import type { TlsOptions } from "../grpc/connection.ts";
+import type { Init } from "../grpc/rpc.ts";
+import type { BindMount } from "../oci/spec.ts";
+import type { RuncOptions } from "../../proto/gen/types.ts";
+
+/** Image pull policy. Pulling itself arrives with its own release. */
+export type PullPolicy = "if-not-present" | "always" | "never";
+
+/** Network mode of a step. */
+export type NetworkMode = "none" | "host";
+
+/** The default OCI runtime. */
+export const DEFAULT_RUNTIME = "io.containerd.runc.v2";
+
+/** A workflow step, as wfe-containerd's config fields in camelCase. */
+export interface StepConfig {
+  /** Image reference, e.g. `alpine:3.18` or a full name; short names resolve as containerd users expect. */
+  image: string;
+  /** A shell command: runs as `["/bin/sh", "-c", run]`, replacing the image's Entrypoint and Cmd. */
+  run?: string;
+  /** Arguments that replace the image's Cmd (the image's Entrypoint stays in front). */
+  command?: string[];
+  /** Environment; wins over `workflowData` and the image's Env. */
+  env?: Record<string, string>;
+  /** Bind mounts from the daemon's host. */
+  volumes?: BindMount[];
+  /** Working directory (absolute); defaults to the image's WorkingDir, else `/`. */
+  workingDir?: string;
+  /**
+   * `uid:gid`, `uid`, `name` or `name:group`; names resolve from the image's
+   * /etc/passwd and /etc/group. Defaults to the image's User, else `65534:65534`.
+   */
+  user?: string;
+  /**
+   * `"none"`: a private network namespace with only `lo`; `"host"`: the host's network.
+   * @default {"none"}
+   */
+  network?: NetworkMode;
+  /** Memory limit: bytes as a number, or `"512m"`, `"1g"`, `"1048576"`; at least 6 MiB. */
+  memory?: string | number;
+  /** CPU limit in cores, e.g. `"1.5"` or `0.5`. */
+  cpu?: string | number;
+  /**
+   * Image pull policy: `"never"` skips the presence check; the others fail
+   * when the image is missing (pulling arrives with its own release).
+   * @default {"if-not-present"}
+   */
+  pull?: PullPolicy;
+  /** Address of containerd; see {@linkcode connect}. */
+  containerdAddr?: string;
+  /** containerd namespace; defaults to `CONTAINERD_NAMESPACE`, else `default`. */
+  namespace?: string;
+  /** TLS files for an `https://` address. */
+  tls?: TlsOptions;
+  /** Kill the step after this many milliseconds (SIGTERM, grace period, SIGKILL). */
+  timeoutMs?: number;
+  /**
+   * At most this many bytes of stdout and of stderr are kept in memory (the
+   * last ones); outputs are parsed from the whole stream.
+   * @default {16777216}
+   */
+  maxOutputBytes?: number;
+  /** Workflow data: each key upper-cased becomes an environment variable. */
+  workflowData?: Record<string, unknown>;
+  /** Step name, used in output data keys (`<step>.stdout`) and labels. */
+  stepName?: string;
+  /** Image platform, e.g. `linux/arm64/v8`; defaults to the host's. */
+  platform?: string;
+  /** Snapshotter; defaults to the namespace's default, else `overlayfs`. */
+  snapshotter?: string;
+  /**
+   * Runtime name.
+   * @default {"io.containerd.runc.v2"}
+   */
+  runtime?: string;
+  /** Options of the runc runtime (e.g. `root`, `binaryName`, `systemdCgroup`). */
+  runcOptions?: Init<RuncOptions>;
+  /** Extra labels on the container. */
+  labels?: Record<string, string>;
+}
+
+/** A step config after validation, with parsed limits. */
+export interface ValidatedStep extends StepConfig {
+  /** `network` with its default. */
+  network: NetworkMode;
+  /** `pull` with its default. */
+  pull: PullPolicy;
+  /** `runtime` with its default. */
+  runtime: string;
+  /** Memory limit in bytes, if any. */
+  memoryBytes?: number;
+  /** CPU limit in cores, if any. */
+  cpus?: number;
+  /** Environment entries, `KEY=value`: workflow data, then `env`. */
+  envEntries: string[];
+}
+
+const UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  ki: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mi: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gi: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1024 ** 4,
+  ti: 1024 ** 4,
+  tib: 1024 ** 4,
+};
+
+/** The smallest memory limit accepted: runc refuses less than 6 MiB. */
+export const MIN_MEMORY_BYTES: number = 6 * 1024 * 1024;
+
+/**
+ * Parses a memory size: a number of bytes, or a number with a unit
+ * (`k`, `m`, `g`, `t`, optionally followed by `b`, `i` or `ib`; binary multiples).
+ *
+ * @throws {TypeError} When the value has no number or an unknown unit.
+ * @throws {RangeError} When it is below 6 MiB or not a whole number of bytes.
+ *
+ * @example
+ * ```ts
+ * import { parseMemory } from "@wfe/containerd/api";
+ *
+ * parseMemory("512m"); // 536870912
+ * ```
+ */
+export function parseMemory(value: string | number, field = "memory"): number {
+  let bytes: number;
+  if (typeof value === "number") {
+    bytes = value;
+  } else {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+    const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+    if (!m || unit === undefined) {
+      throw new TypeError(
+        `Cannot parse ${field} as '${value}' is not a size: expected bytes or a number with ` +
+          "k, m, g or t (e.g. '512m', '1g')",
+      );
+    }
+    bytes = Math.floor(Number(m[1]) * unit);
+  }
+  if (!Number.isSafeInteger(bytes)) {
+    throw new RangeError(`Cannot use ${field} ${value}: expected a whole number of bytes`);
+  }
+  if (bytes < MIN_MEMORY_BYTES) {
+    throw new RangeError(
+      `Cannot use ${field} '${value}': ${bytes} bytes is below the minimum of 6 MiB runc accepts`,
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Parses a CPU limit in cores (`"1.5"`, `2`, `"0.25"`).
+ *
+ * @throws {RangeError} When it is not a positive number of at most 1024 cores,
+ *   or below 0.01 (a quota under 1 ms per period).
+ */
+export function parseCpu(value: string | number, field = "cpu"): number {
+  const text = String(value).trim();
+  const cpus = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(cpus) || cpus < 0.01 || cpus > 1024) {
+    throw new RangeError(
+      `Cannot use ${field} '${value}': expected a number of cores from 0.01 to 1024, e.g. '1.5'`,
+    );
+  }
+  return cpus;
+}
+
+const ENV_KEY_FORBIDDEN = /[=\0]/;
+
+/** Checks an environment key and value; `field` names where they came from. */
+export function validateEnvEntry(key: string, value: string, field: string): void {
+  if (key === "" || ENV_KEY_FORBIDDEN.test(key)) {
+    throw new TypeError(
+      `Cannot use ${field} key '${key.replace(/\0/g, "\\0")}': keys must be non-empty and ` +
+        "contain neither '=' nor NUL",
+    );
+  }
+  if (value.includes("\0")) {
+    throw new TypeError(`Cannot use ${field}.${key}: the value contains NUL`);
+  }
+}
+
+function validatePath(path: string, field: string): void {
+  if (typeof path !== "string" || !path.startsWith("/")) {
+    throw new TypeError(`Cannot use ${field} '${path}': expected an absolute path`);
+  }
+  if (path.includes("\0")) throw new TypeError(`Cannot use ${field}: the path contains NUL`);
+}
+
+function envValue(value: unknown): string {
+  // wfe: strings as they are, anything else as JSON.
+  return typeof value === "string" ? value : JSON.stringify(value) ?? "null";
+}
+
+/**
+ * Validates a step config and fills in defaults. Every message names the
+ * field and the bad value. No daemon is contacted.
+ *
+ * @throws {TypeError | RangeError} Naming the field and value.
+ */
+export function validateStepConfig(config: StepConfig): ValidatedStep {
+  if (typeof config !== "object" || config === null) {
+    throw new TypeError("Cannot run a step without a config object");
+  }
+  if (typeof config.image !== "string" || config.image.trim() === "") {
+    throw new TypeError("Cannot run a step without an image: 'image' is empty");
+  }
+  if (config.run !== undefined && config.command !== undefined) {
+    throw new TypeError("Cannot use both 'run' and 'command': give one of them");
+  }
+  if (config.run !== undefined && (typeof config.run !== "string" || config.run.includes("\0"))) {
+    throw new TypeError("Cannot use 'run': expected a string without NUL");
+  }
+  if (config.command !== undefined) {
+    if (!Array.isArray(config.command) || config.command.some((a) => typeof a !== "string")) {
+      throw new TypeError("Cannot use 'command': expected an array of strings");
+    }
+    if (config.command.some((a) => a.includes("\0"))) {
+      throw new TypeError("Cannot use 'command': an argument contains NUL");
+    }
+  }
+  const network = config.network ?? "none";
+  if (network !== "none" && network !== "host") {
+    throw new TypeError(`Cannot use network '${network}': expected 'none' or 'host'`);
+  }
+  const pull = config.pull ?? "if-not-present";
+  if (!["if-not-present", "always", "never"].includes(pull)) {
+    throw new TypeError(
+      `Cannot use pull '${pull}': expected 'if-not-present', 'always' or 'never'`,
+    );
+  }
+  if (config.workingDir !== undefined) validatePath(config.workingDir, "workingDir");
+  for (const [i, v] of (config.volumes ?? []).entries()) {
+    validatePath(v.source, `volumes[${i}].source`);
+    validatePath(v.target, `volumes[${i}].target`);
+  }
+  const envEntries: string[] = [];
+  for (const [key, value] of Object.entries(config.workflowData ?? {})) {
+    const upper = key.toUpperCase();
+    const text = envValue(value);
+    validateEnvEntry(upper, text, "workflowData");
+    envEntries.push(`${upper}=${text}`);
+  }
+  for (const [key, value] of Object.entries(config.env ?? {})) {
+    if (typeof value !== "string") {
+      throw new TypeError(`Cannot use env.${key}: expected a string value, got ${typeof value}`);
+    }
+    validateEnvEntry(key, value, "env");
+    envEntries.push(`${key}=${value}`);
+  }
+  if (config.timeoutMs !== undefined && !(config.timeoutMs > 0)) {
+    throw new RangeError(`Cannot use timeoutMs ${config.timeoutMs}: expected a positive number`);
+  }
+  if (
+    config.maxOutputBytes !== undefined &&
+    !(Number.isSafeInteger(config.maxOutputBytes) && config.maxOutputBytes > 0)
+  ) {
+    throw new RangeError(
+      `Cannot use maxOutputBytes ${config.maxOutputBytes}: expected a positive whole number`,
+    );
+  }
+  for (const [key, value] of Object.entries(config.labels ?? {})) {
+    if (key === "" || key.length + String(value).length > 4096) {
+      throw new TypeError(
+        `Cannot use label '${key}': keys must be non-empty and key + value at most 4096 bytes`,
+      );
+    }
+  }
+  return {
+    ...config,
+    network,
+    pull: pull as PullPolicy,
+    runtime: config.runtime ?? DEFAULT_RUNTIME,
+    memoryBytes: config.memory === undefined ? undefined : parseMemory(config.memory),
+    cpus: config.cpu === undefined ? undefined : parseCpu(config.cpu),
+    envEntries,
+  };
+}

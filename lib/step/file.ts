@@ -1,0 +1,419 @@
+/**
+ * YAML step files with wfe's snake_case keys, turned into a
+ * {@linkcode StepConfig}. Every problem is reported with the file, line and
+ * column it comes from; an unknown key is an error, so a typo never silently
+ * drops a setting.
+ *
+ * ```yaml
+ * image: alpine:3.18
+ * step_name: build
+ * run: echo "##wfe[output version=$VERSION]"
+ * env:
+ *   VERSION: 1.2.3
+ * volumes:
+ *   - /srv/cache:/cache:ro
+ *   - { source: /srv/out, target: /out }
+ * timeout: 5m
+ * ```
+ *
+ * @module
+ */
+
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import type { BindMount } from "../oci/spec.ts";
+import type { StepConfig } from "./config.ts";
+import { parseDuration } from "./duration.ts";
+
+/** The keys a step file may use (wfe's names), with what each becomes in {@linkcode StepConfig}. */
+export const STEP_FILE_KEYS: Readonly<Record<string, keyof StepConfig>> = {
+  image: "image",
+  run: "run",
+  command: "command",
+  env: "env",
+  volumes: "volumes",
+  working_dir: "workingDir",
+  user: "user",
+  network: "network",
+  memory: "memory",
+  cpu: "cpu",
+  pull: "pull",
+  containerd_addr: "containerdAddr",
+  namespace: "namespace",
+  timeout: "timeoutMs",
+  max_output_bytes: "maxOutputBytes",
+  platform: "platform",
+  runtime: "runtime",
+  snapshotter: "snapshotter",
+  labels: "labels",
+  step_name: "stepName",
+  name: "stepName",
+};
+
+/** A problem in a step file, with where it is. */
+export class StepFileError extends Error {
+  /** The file name (or `"step file"`). */
+  readonly source: string;
+  /** 1-based line of the problem, when known. */
+  readonly line?: number;
+  /** 1-based column of the problem, when known. */
+  readonly column?: number;
+  /** The top-level key concerned, when there is one. */
+  readonly key?: string;
+
+  /** Creates the error; the message reads `<source>:<line>:<column>: <problem>`. */
+  constructor(
+    problem: string,
+    where: { source: string; line?: number; column?: number; key?: string },
+  ) {
+    const at = where.line !== undefined
+      ? `${where.source}:${where.line}${where.column !== undefined ? `:${where.column}` : ""}`
+      : where.source;
+    super(`${at}: ${problem}`);
+    this.name = "StepFileError";
+    this.source = where.source;
+    this.line = where.line;
+    this.column = where.column;
+    this.key = where.key;
+  }
+}
+
+/** Options of {@linkcode parseStepFile}. */
+export interface ParseStepFileOptions {
+  /**
+   * The file name used in error messages.
+   * @default {"step file"}
+   */
+  source?: string;
+}
+
+/**
+ * Parses a bind mount written as `SRC:DST`, `SRC:DST:ro` or `SRC:DST:rw`
+ * (both paths absolute; checked later by {@linkcode validateStepConfig}).
+ *
+ * @param spec The volume as written.
+ * @param field What the value is, for error messages.
+ * @returns The bind mount.
+ * @throws {TypeError} When the text has not two or three parts or the mode is unknown.
+ *
+ * @example
+ * ```ts
+ * import { parseVolume } from "@wfe/containerd";
+ *
+ * parseVolume("/srv/cache:/cache:ro"); // { source: "/srv/cache", target: "/cache", readonly: true }
+ * ```
+ */
+export function parseVolume(spec: string, field = "volume"): BindMount {
+  const parts = spec.split(":");
+  if (parts.length < 2 || parts.length > 3 || parts[0] === "" || parts[1] === "") {
+    throw new TypeError(
+      `Cannot parse ${field} '${spec}': expected SRC:DST or SRC:DST:ro (absolute paths)`,
+    );
+  }
+  const mode = parts[2];
+  if (mode !== undefined && mode !== "ro" && mode !== "rw") {
+    throw new TypeError(`Cannot parse ${field} '${spec}': mode '${mode}' is not 'ro' or 'rw'`);
+  }
+  return { source: parts[0], target: parts[1], readonly: mode === "ro" };
+}
+
+function suggest(key: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const d = editDistance(key.toLowerCase(), candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return bestDistance <= Math.max(1, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/**
+ * Parses a YAML step file with wfe's snake_case keys (`image`, `run`,
+ * `command`, `env`, `volumes`, `working_dir`, `user`, `network`, `memory`,
+ * `cpu`, `pull`, `containerd_addr`, `namespace`, `timeout`,
+ * `max_output_bytes`, `platform`, `runtime`, `snapshotter`, `labels`,
+ * `step_name` or `name`) into a {@linkcode StepConfig}.
+ *
+ * `timeout` takes a duration (`"5m"`, `"30s"`) or milliseconds; `volumes` a
+ * list of `SRC:DST[:ro]` strings or `{ source, target, readonly }` maps;
+ * numbers and booleans in `env` and `labels` become strings. The values are
+ * checked for their YAML type here and fully by {@linkcode validateStepConfig}
+ * (which {@linkcode runStep} calls).
+ *
+ * @param text The YAML text.
+ * @param options The file name for messages.
+ * @returns The step config.
+ * @throws {StepFileError} For invalid YAML, an unknown or duplicate key, or a
+ *   value of the wrong type; the message starts with `<file>:<line>:<column>:`
+ *   and names the key.
+ *
+ * @example
+ * ```ts
+ * import { parseStepFile } from "@wfe/containerd";
+ *
+ * const step = parseStepFile("image: alpine:3.18\nrun: echo hi\ntimeout: 5m\n", {
+ *   source: "step.yaml",
+ * });
+ * step.timeoutMs; // 300000
+ * ```
+ */
+export function parseStepFile(text: string, options: ParseStepFileOptions = {}): StepConfig {
+  const source = options.source ?? "step file";
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
+  const pos = (node: Node | null | undefined): { line?: number; column?: number } => {
+    const offset = node?.range?.[0];
+    if (offset === undefined) return {};
+    const { line, col } = lines.linePos(offset);
+    return { line: Math.max(1, line), column: Math.max(1, col) };
+  };
+  const fail = (problem: string, node?: Node | null, key?: string): never => {
+    throw new StepFileError(problem, { source, ...pos(node), key });
+  };
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0];
+    const { line, col } = err.linePos?.[0] ?? lines.linePos(err.pos[0]);
+    const problem = err.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+    throw new StepFileError(`invalid YAML: ${problem}`, {
+      source,
+      line: Math.max(1, line),
+      column: Math.max(1, col),
+    });
+  }
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && (root.value === null || root.value === ""))) {
+    fail("the step file is empty: expected a mapping with at least 'image'");
+  }
+  if (!isMap(root)) {
+    return fail("expected a mapping of step keys (image, run, env, ...)", root as Node);
+  }
+
+  const config: Partial<StepConfig> = {};
+  const seen = new Map<keyof StepConfig, string>();
+  const lineOf = new Map<string, number | undefined>();
+  const known = Object.keys(STEP_FILE_KEYS);
+  for (const pair of root.items) {
+    const keyNode = pair.key as Node | null;
+    if (!isScalar(keyNode) || typeof keyNode.value !== "string") {
+      fail("expected a string key", keyNode ?? (pair.value as Node | null));
+    }
+    const key = (keyNode as { value: string }).value;
+    if (lineOf.has(key)) {
+      const first = lineOf.get(key);
+      fail(`duplicate key '${key}'${first ? ` (first set on line ${first})` : ""}`, keyNode, key);
+    }
+    lineOf.set(key, pos(keyNode).line);
+    const field = STEP_FILE_KEYS[key];
+    if (field === undefined || !Object.hasOwn(STEP_FILE_KEYS, key)) {
+      const hint = suggest(key, known);
+      fail(
+        `unknown key '${key}'` +
+          (hint ? ` (did you mean '${hint}'?)` : `; known keys: ${known.join(", ")}`),
+        keyNode,
+        key,
+      );
+    }
+    const other = seen.get(field);
+    if (other !== undefined) {
+      fail(`'${key}' and '${other}' both set the step name; give one of them`, keyNode, key);
+    }
+    seen.set(field, key);
+    const valueNode = pair.value as Node | null;
+    const at = valueNode ?? keyNode;
+    const value: unknown = valueNode === null ? null : valueNode.toJS(doc);
+    const bad = (expected: string): never => {
+      const got = value === null ? "nothing" : Array.isArray(value) ? "a list" : typeof value;
+      return fail(`'${key}' must be ${expected}, got ${got}`, at, key);
+    };
+    const text = (): string => {
+      if (typeof value === "string") return value;
+      if (typeof value === "number" || typeof value === "boolean") return String(value);
+      return bad("a string");
+    };
+    const stringMap = (): Record<string, string> => {
+      if (!isMap(valueNode)) return bad("a mapping of names to values");
+      const out: Record<string, string> = {};
+      for (const item of valueNode.items) {
+        const k = item.key as Node | null;
+        const v = item.value as Node | null;
+        const name = isScalar(k) ? k.value : undefined;
+        if (typeof name !== "string" && typeof name !== "number") {
+          fail(`'${key}' must map names to values`, k ?? at, key);
+        }
+        const val = isScalar(v) ? v.value : undefined;
+        if (typeof val !== "string" && typeof val !== "number" && typeof val !== "boolean") {
+          fail(`'${key}.${name}' must be a string, number or boolean`, v ?? k, key);
+        }
+        out[String(name)] = String(val);
+      }
+      return out;
+    };
+    switch (field) {
+      case "image":
+      case "run":
+      case "workingDir":
+      case "containerdAddr":
+      case "namespace":
+      case "platform":
+      case "runtime":
+      case "snapshotter":
+      case "stepName":
+        if (typeof value !== "string" || value === "") bad("a non-empty string");
+        config[field] = value as string;
+        break;
+      case "user":
+        config.user = text();
+        break;
+      case "command": {
+        if (!isSeq(valueNode)) {
+          bad("a list of arguments, e.g. [echo, hello] (use 'run' for a shell command)");
+        }
+        config.command = (valueNode as { items: unknown[] }).items.map((item, i) => {
+          const v = isScalar(item) ? item.value : undefined;
+          if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
+            return fail(`'command[${i}]' must be a string`, (item as Node | null) ?? at, key);
+          }
+          return String(v);
+        });
+        break;
+      }
+      case "env":
+        config.env = stringMap();
+        break;
+      case "labels":
+        config.labels = stringMap();
+        break;
+      case "volumes": {
+        if (!isSeq(valueNode)) bad("a list of SRC:DST[:ro] strings or {source, target} mappings");
+        config.volumes = (valueNode as { items: unknown[] }).items.map((item, i) =>
+          volumeOf(item as Node | null, i, doc, fail)
+        );
+        break;
+      }
+      case "network":
+        if (value !== "none" && value !== "host") bad("'none' or 'host'");
+        config.network = value as "none" | "host";
+        break;
+      case "pull":
+        if (value !== "if-not-present" && value !== "always" && value !== "never") {
+          bad("'if-not-present', 'always' or 'never'");
+        }
+        config.pull = value as "if-not-present" | "always" | "never";
+        break;
+      case "memory":
+      case "cpu":
+        if (typeof value !== "string" && typeof value !== "number") bad("a string or number");
+        config[field] = value as string | number;
+        break;
+      case "timeoutMs": {
+        if (typeof value !== "string" && typeof value !== "number") {
+          bad("a duration such as '30s' or '5m', or milliseconds");
+        }
+        let ms = 0;
+        try {
+          ms = parseDuration(value as string | number, "timeout");
+        } catch (err) {
+          fail((err as Error).message, at, key);
+        }
+        if (ms === 0) fail("'timeout' must be longer than 0", at, key);
+        config.timeoutMs = ms;
+        break;
+      }
+      case "maxOutputBytes":
+        if (!Number.isSafeInteger(value) || (value as number) <= 0) {
+          bad("a positive whole number of bytes");
+        }
+        config.maxOutputBytes = value as number;
+        break;
+      default:
+        fail(`'${key}' is not supported in step files`, keyNode, key);
+    }
+  }
+  if (config.image === undefined) {
+    fail("missing 'image': every step needs an image", root);
+  }
+  return config as StepConfig;
+}
+
+function volumeOf(
+  node: Node | null,
+  index: number,
+  doc: Parameters<Node["toJS"]>[0],
+  fail: (problem: string, node?: Node | null, key?: string) => never,
+): BindMount {
+  const field = `volumes[${index}]`;
+  if (isScalar(node) && typeof node.value === "string") {
+    try {
+      return parseVolume(node.value, field);
+    } catch (err) {
+      return fail((err as Error).message, node, "volumes");
+    }
+  }
+  if (!isMap(node)) {
+    return fail(`'${field}' must be a SRC:DST[:ro] string or a {source, target} mapping`, node);
+  }
+  const out: Partial<BindMount> = {};
+  for (const item of node.items) {
+    const k = item.key as Node | null;
+    const name = isScalar(k) ? k.value : undefined;
+    const value = (item.value as Node | null)?.toJS(doc);
+    if (name === "source" || name === "target") {
+      if (typeof value !== "string" || value === "") {
+        fail(`'${field}.${name}' must be a path`, (item.value as Node | null) ?? k, "volumes");
+      }
+      out[name] = value as string;
+    } else if (name === "readonly") {
+      if (typeof value !== "boolean") {
+        fail(`'${field}.readonly' must be true or false`, (item.value as Node | null) ?? k);
+      }
+      out.readonly = value as boolean;
+    } else {
+      fail(
+        `unknown key '${String(name)}' in '${field}'; known keys: source, target, readonly`,
+        k,
+        "volumes",
+      );
+    }
+  }
+  if (out.source === undefined || out.target === undefined) {
+    fail(`'${field}' needs both 'source' and 'target'`, node, "volumes");
+  }
+  return { source: out.source!, target: out.target!, readonly: out.readonly ?? false };
+}
+
+/**
+ * Reads and parses a YAML step file (see {@linkcode parseStepFile}).
+ *
+ * @param path The file's path; it appears in error messages as given.
+ * @returns The step config.
+ * @throws {StepFileError} For a file that cannot be read or parsed.
+ *
+ * @example
+ * ```ts
+ * import { readStepFile, runStep } from "@wfe/containerd";
+ *
+ * const result = await runStep(await readStepFile("step.yaml"));
+ * console.log(result.outputs);
+ * ```
+ */
+export async function readStepFile(path: string): Promise<StepConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message;
+    throw new StepFileError(`cannot read the step file: ${why}`, { source: path });
+  }
+  return parseStepFile(text, { source: path });
+}

@@ -1,0 +1,338 @@
+/**
+ * `runStep`: runs a workflow step as a container on containerd, end to end,
+ * and leaves nothing behind.
+ *
+ * @module
+ */
+
+import { timeoutOrAbort } from "../_util/async.ts";
+import { type ContainerdClient, withClient } from "../grpc/connection.ts";
+import { ContainerdError, GrpcCode } from "../grpc/errors.ts";
+import { readImagePasswdGroup } from "../image/files.ts";
+import { imageExists, type ResolvedImage, resolveImage } from "../image/resolve.ts";
+import { imageNameCandidates } from "../oci/reference.ts";
+import {
+  buildSpec,
+  type ImageProcessConfig,
+  type OciSpec,
+  type SpecOpt,
+  withArgs,
+  withBindMounts,
+  withCpus,
+  withCwd,
+  withEnv,
+  withImageConfig,
+  withMemoryLimit,
+  withNetwork,
+  withUser,
+} from "../oci/spec.ts";
+import type { CapturedOutput } from "../runtime/capture.ts";
+import { createContainerTask } from "../runtime/container.ts";
+import { removeContainer } from "../runtime/remove.ts";
+import { defaultSnapshotter, newContainerId, stopTask } from "../runtime/task.ts";
+import { DEFAULT_USER, needsImageFiles, parseUserSpec, resolveUser } from "../runtime/user.ts";
+import { type StepConfig, type ValidatedStep, validateStepConfig } from "./config.ts";
+import { StepError, StepTimeoutError } from "./errors.ts";
+import { buildOutputData } from "./outputs.ts";
+
+/** Options of {@linkcode runStep}. */
+export interface RunStepOptions {
+  /** A connected client to use (and leave open); otherwise runStep opens and closes its own. */
+  client?: ContainerdClient;
+  /** Aborting kills the step (SIGTERM, grace period, SIGKILL) and rejects with the reason. */
+  signal?: AbortSignal;
+  /**
+   * Time between SIGTERM and SIGKILL on timeout or abort, in milliseconds.
+   * @default {10000}
+   */
+  gracePeriodMs?: number;
+  /** Called with each complete line of stdout while the step runs. */
+  onStdout?: (line: string) => void;
+  /** Called with each complete line of stderr while the step runs. */
+  onStderr?: (line: string) => void;
+  /** Base directory of the capture files; defaults to `WFE_IO_DIR`, else the system temp dir. */
+  ioDir?: string;
+}
+
+/** What a finished step produced. */
+export interface StepResult {
+  /** The container's exit code (128 + N when killed by signal N). */
+  exitCode: number;
+  /** stdout (its last `maxOutputBytes` bytes when truncated). */
+  stdout: string;
+  /** stderr (its last `maxOutputBytes` bytes when truncated). */
+  stderr: string;
+  /** Whether `stdout` holds only the end of the output. */
+  stdoutTruncated: boolean;
+  /** Whether `stderr` holds only the end of the output. */
+  stderrTruncated: boolean;
+  /** `##wfe[output key=value]` lines of the whole stdout. */
+  outputs: Record<string, string>;
+  /** wfe's output data: outputs plus `<step>.stdout`, `<step>.stderr`, `<step>.exit_code`. */
+  outputData: Record<string, string | number>;
+  /** The container's id. */
+  containerId: string;
+  /** Wall time from the call to the result, in milliseconds. */
+  durationMs: number;
+  /** Failures while tearing down (never masking the step's own result). */
+  cleanupErrors: Error[];
+}
+
+const TAIL_CHARS = 4096;
+
+/**
+ * Runs a command in a fresh container from an image, captures stdout and
+ * stderr in files under `WFE_IO_DIR`, parses `##wfe[output key=value]` lines,
+ * and removes everything it created (task, container, snapshot, lease,
+ * capture files) on every path.
+ *
+ * @param config The step: image, run or command, env, volumes, user, limits...
+ * @param options A client to reuse, an abort signal, grace period, live output callbacks.
+ * @returns The exit code, output, outputs and timing of a step that exited 0.
+ * @throws {TypeError | RangeError} For an invalid config, before anything is created.
+ * @throws {StepError} When the container exits non-zero (the result is attached).
+ * @throws {StepTimeoutError} When `timeoutMs` expires (the step is killed first).
+ * @throws {ContainerdError} When containerd refuses something (missing image, ...).
+ *
+ * @example
+ * ```ts
+ * import { runStep } from "@wfe/containerd";
+ *
+ * const result = await runStep({
+ *   image: "alpine:3.18",
+ *   run: "echo '##wfe[output version=1.2.3]'",
+ *   stepName: "build",
+ *   timeoutMs: 60_000,
+ * });
+ * result.outputs.version; // "1.2.3"
+ * result.outputData["build.exit_code"]; // 0
+ * ```
+ */
+export async function runStep(
+  config: StepConfig,
+  options: RunStepOptions = {},
+): Promise<StepResult> {
+  const started = performance.now();
+  const step = validateStepConfig(config);
+  if (step.user !== undefined) parseUserSpec(step.user, "user");
+  const grace = options.gracePeriodMs ?? 10_000;
+  if (!(grace >= 0)) {
+    throw new RangeError(`Cannot use gracePeriodMs ${grace}: expected a number >= 0`);
+  }
+  options.signal?.throwIfAborted();
+  return await withClient(
+    step.containerdAddr,
+    { client: options.client, namespace: step.namespace, tls: step.tls, signal: options.signal },
+    (client) => runOn(client, step, options, grace, started),
+  );
+}
+
+/**
+ * Checks the image is present (unless `pull` is `"never"`) and resolves it
+ * (manifest for the platform, config, chain ID).
+ */
+export async function ensureImage(
+  client: ContainerdClient,
+  step: ValidatedStep,
+  signal: AbortSignal | undefined,
+): Promise<ResolvedImage> {
+  if (step.pull === "always") {
+    throw new TypeError(
+      "Cannot use pull 'always' yet: pulling images arrives with its own release; use " +
+        "'if-not-present' or 'never' with an image already in containerd",
+    );
+  }
+  if (step.pull === "if-not-present") {
+    const found = await imageExists(client, step.image);
+    if (!found) {
+      throw new ContainerdError({
+        code: GrpcCode.NOT_FOUND,
+        method: "runStep",
+        details: `image '${step.image}' is not in namespace '${client.namespace}' (tried ` +
+          `${imageNameCandidates(step.image).join(", ")}); import it first, e.g. ` +
+          `\`ctr -n ${client.namespace} images import <archive>\` (pulling arrives with its own release)`,
+      });
+    }
+  }
+  signal?.throwIfAborted();
+  return await resolveImage(client, step.image, { platform: step.platform, signal });
+}
+
+/**
+ * Resolves the step's user (the step's `user`, else the image's `User`, else
+ * `65534:65534`; names through the image's /etc/passwd and /etc/group, read
+ * from its layers) and builds its runtime spec.
+ */
+export async function stepSpec(
+  client: ContainerdClient,
+  step: ValidatedStep,
+  image: ResolvedImage,
+  containerId: string,
+): Promise<OciSpec> {
+  const imageConfig = image.config.config;
+  const userText = step.user ?? (imageConfig?.User || DEFAULT_USER);
+  const userSpec = parseUserSpec(userText, step.user !== undefined ? "user" : "image User");
+  const files = needsImageFiles(userSpec) ? await readImagePasswdGroup(client, image) : {};
+  const user = resolveUser(userSpec, files, image.name);
+  return buildStepSpec(step, imageConfig, user, client.namespace, containerId);
+}
+
+/**
+ * Builds a step's runtime spec from resolved parts, without I/O: containerd's
+ * default spec, the image config, then the step (run or command, env,
+ * working dir, user and capabilities, volumes, network, limits).
+ *
+ * @throws {TypeError} When neither the step nor the image gives a command.
+ */
+export function buildStepSpec(
+  step: ValidatedStep,
+  imageConfig: ImageProcessConfig | undefined,
+  user: { uid: number; gid: number; additionalGids?: number[] },
+  namespace: string,
+  containerId: string,
+): OciSpec {
+  const opts: SpecOpt[] = [withImageConfig(imageConfig)];
+  if (step.run !== undefined) opts.push(withArgs(["/bin/sh", "-c", step.run]));
+  else if (step.command !== undefined) {
+    opts.push(withArgs([...(imageConfig?.Entrypoint ?? []), ...step.command]));
+  }
+  opts.push(withEnv(step.envEntries));
+  if (step.workingDir !== undefined) opts.push(withCwd(step.workingDir));
+  opts.push(withUser(user.uid, user.gid, user.additionalGids));
+  if (step.volumes?.length) opts.push(withBindMounts(step.volumes));
+  opts.push(withNetwork(step.network, step.network === "host" ? hostName() : undefined));
+  if (step.memoryBytes !== undefined) opts.push(withMemoryLimit(step.memoryBytes));
+  if (step.cpus !== undefined) opts.push(withCpus(step.cpus));
+  const spec = buildSpec(namespace, containerId, opts);
+  if (spec.process.args.length === 0) {
+    throw new TypeError(
+      `Cannot run image '${step.image}': it has no Entrypoint or Cmd and the step gives no ` +
+        "'run' or 'command'",
+    );
+  }
+  return spec;
+}
+
+function hostName(): string | undefined {
+  try {
+    return Deno.hostname();
+  } catch {
+    return undefined;
+  }
+}
+
+function tail(text: string): string {
+  return text.length > TAIL_CHARS ? `…${text.slice(-TAIL_CHARS)}` : text;
+}
+
+async function runOn(
+  client: ContainerdClient,
+  step: ValidatedStep,
+  options: RunStepOptions,
+  grace: number,
+  started: number,
+): Promise<StepResult> {
+  const signal = options.signal;
+  const image = await ensureImage(client, step, signal);
+  const containerId = newContainerId(step.stepName);
+  const spec = await stepSpec(client, step, image, containerId);
+  const snapshotter = step.snapshotter ?? await defaultSnapshotter(client);
+  signal?.throwIfAborted();
+
+  const { capture, wait } = await createContainerTask(client, {
+    containerId,
+    kind: "step",
+    name: step.stepName ?? "",
+    imageName: image.name,
+    chainId: image.chainId,
+    spec,
+    snapshotter,
+    runtime: step.runtime,
+    runcOptions: step.runcOptions,
+    labels: step.labels,
+    capture: {
+      ioDir: options.ioDir,
+      onStdout: options.onStdout,
+      onStderr: options.onStderr,
+      maxOutputBytes: step.maxOutputBytes,
+    },
+    leaseExpireMs: (step.timeoutMs ?? 24 * 3600_000) + grace + 3600_000,
+  });
+  let ending: Ending;
+  try {
+    capture.startTailing();
+    await client.tasks.start({ containerId });
+    ending = await waitForEnd(client, containerId, wait, step.timeoutMs, grace, signal);
+  } catch (err) {
+    await removeContainer(client, containerId, { gracePeriodMs: grace, snapshotter });
+    await capture.remove().catch(() => {});
+    throw err;
+  }
+
+  // Tasks.Delete drains the output; read it before the capture dir goes.
+  let output: CapturedOutput | undefined;
+  const removal = await removeContainer(client, containerId, {
+    gracePeriodMs: grace,
+    snapshotter,
+    afterTaskDelete: async () => {
+      await capture.stopTailing();
+      output = await capture.read();
+    },
+  });
+  await capture.remove().catch(() => {});
+  if (!output) {
+    throw removal.errors[0] ?? new Error(`runStep: the output of ${containerId} was not read`);
+  }
+  const exitCode = ending.exitStatus;
+  const stepName = step.stepName ?? "step";
+  const result: StepResult = {
+    exitCode,
+    stdout: output.stdout,
+    stderr: output.stderr,
+    stdoutTruncated: output.stdoutTruncated,
+    stderrTruncated: output.stderrTruncated,
+    outputs: output.outputs,
+    outputData: buildOutputData(stepName, output.stdout, output.stderr, exitCode, output.outputs),
+    containerId,
+    durationMs: performance.now() - started,
+    cleanupErrors: removal.errors,
+  };
+  const failure = {
+    exitCode,
+    stdoutTail: tail(output.stdout),
+    stderrTail: tail(output.stderr),
+    result,
+  };
+  if (ending.reason === "abort") throw signal!.reason;
+  if (ending.reason === "timeout") throw new StepTimeoutError(failure, step.timeoutMs!);
+  if (exitCode !== 0) throw new StepError(failure);
+  return result;
+}
+
+interface Ending {
+  reason: "exit" | "timeout" | "abort";
+  exitStatus: number;
+}
+
+/**
+ * Waits for the task to exit; on timeout or abort stops it (SIGTERM to its
+ * init process, `grace` ms, then SIGKILL to all its processes).
+ */
+async function waitForEnd(
+  client: ContainerdClient,
+  containerId: string,
+  wait: Promise<{ exitStatus: number }>,
+  timeoutMs: number | undefined,
+  grace: number,
+  signal: AbortSignal | undefined,
+): Promise<Ending> {
+  const trigger = timeoutOrAbort(timeoutMs, signal);
+  try {
+    const first = await Promise.race([wait.then((w) => ({ exit: w })), trigger.reason]);
+    if (typeof first === "object") return { reason: "exit", exitStatus: first.exit.exitStatus };
+    const exitStatus = await stopTask(client, containerId, wait, 15, grace);
+    return { reason: first, exitStatus };
+  } finally {
+    trigger.cancel();
+  }
+}
