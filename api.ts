@@ -46,43 +46,9 @@ export {
   type WriteContentOptions,
   type WriteContentResult,
 } from "./lib/content/write.ts";
-export {
-  type ContainerdAddress,
-  DEFAULT_ADDRESS,
-  defaultAddress,
-  parseAddress,
-} from "./lib/grpc/address.ts";
-export {
-  connect,
-  type ConnectOptions,
-  ContainerdClient,
-  LEASE_HEADER,
-  MAX_MESSAGE_BYTES,
-  NAMESPACE_HEADER,
-  type TlsOptions,
-  withClient,
-  type WithClientOptions,
-} from "./lib/grpc/connection.ts";
-export {
-  codeName,
-  ContainerdError,
-  type ContainerdErrorOptions,
-  GrpcCode,
-  isAlreadyExists,
-  isDeadlineExceeded,
-  isFailedPrecondition,
-  isInvalidArgument,
-  isNotFound,
-  isUnavailable,
-  isUnimplemented,
-} from "./lib/grpc/errors.ts";
-export {
-  type BidiStream,
-  type CallOptions,
-  decodeMessage,
-  encodeMessage,
-  type Init,
-} from "./lib/grpc/rpc.ts";
+export { parseAddress } from "./lib/grpc/address.ts";
+export { LEASE_HEADER, MAX_MESSAGE_BYTES, NAMESPACE_HEADER } from "./lib/grpc/connection.ts";
+export { decodeMessage, encodeMessage } from "./lib/grpc/rpc.ts";
 export {
   clearImageFilesCache,
   type ImageFilesCacheStats,
@@ -141,7 +107,6 @@ export {
   type ReadBlobOptions,
 } from "./lib/image/provider.ts";
 export {
-  type BindMount,
   buildSpec,
   DEFAULT_CAPABILITIES,
   DEFAULT_PATH,
@@ -177,17 +142,6 @@ export type {
   ParseOptions,
 } from "./lib/oci/types.ts";
 export {
-  type ContainerPart,
-  type KeptItem,
-  prune,
-  type PrunedCaptureDir,
-  type PrunedContainer,
-  type PrunedLease,
-  type PrunedSnapshot,
-  type PruneOptions,
-  type PruneReport,
-} from "./lib/prune.ts";
-export {
   type Capture,
   type CapturedOutput,
   type CaptureOptions,
@@ -204,12 +158,9 @@ export {
   type CreatedTask,
 } from "./lib/runtime/container.ts";
 export { DEFAULT_SNAPSHOTTER_LABEL, LABELS, LEASE_EXPIRE_LABEL, MANAGED_BY } from "./lib/labels.ts";
+export { removeContainer, type RemoveContainerOptions } from "./lib/runtime/remove.ts";
 export {
-  removeContainer,
-  type RemoveContainerOptions,
-  type RemovedContainer,
-} from "./lib/runtime/remove.ts";
-export {
+  DEFAULT_RUNTIME,
   defaultSnapshotter,
   leaseIdOf,
   newContainerId,
@@ -233,58 +184,11 @@ export {
   type UserFiles,
   type UserSpec,
 } from "./lib/runtime/user.ts";
-export { ServiceError, type ServiceFailure } from "./lib/service/errors.ts";
-export {
-  cleanupService,
-  type CleanupServiceOptions,
-  listServices,
-  type ServiceClientOptions,
-  type ServiceInfo,
-  serviceLogs,
-} from "./lib/service/manage.ts";
-export { logMatcher, type ReadinessCheck, type ReadinessOptions } from "./lib/service/readiness.ts";
-export {
-  runService,
-  type RunServiceOptions,
-  serviceEnvPrefix,
-  type ServiceHandle,
-} from "./lib/service/start.ts";
-export {
-  DEFAULT_RUNTIME,
-  MIN_MEMORY_BYTES,
-  type NetworkMode,
-  parseCpu,
-  parseMemory,
-  type PullPolicy,
-  type StepConfig,
-  type ValidatedStep,
-  validateStepConfig,
-} from "./lib/step/config.ts";
-export { formatDuration, parseDuration } from "./lib/step/duration.ts";
-export { StepError, type StepFailure, StepTimeoutError } from "./lib/step/errors.ts";
-export {
-  parseStepFile,
-  type ParseStepFileOptions,
-  parseVolume,
-  readStepFile,
-  STEP_FILE_KEYS,
-  StepFileError,
-} from "./lib/step/file.ts";
-export {
-  buildOutputData,
-  OUTPUT_PREFIX,
-  OutputParser,
-  type OutputParserOptions,
-  parseOutputs,
-} from "./lib/step/outputs.ts";
-export {
-  buildStepSpec,
-  ensureImage,
-  runStep,
-  type RunStepOptions,
-  type StepResult,
-  stepSpec,
-} from "./lib/step/run.ts";
+export { logMatcher } from "./lib/service/readiness.ts";
+export { MIN_MEMORY_BYTES, parseCpu, parseMemory } from "./lib/step/config.ts";
+export { STEP_FILE_KEYS } from "./lib/step/file.ts";
+export { buildOutputData, OutputParser, type OutputParserOptions } from "./lib/step/outputs.ts";
+export { buildStepSpec, ensureImage, stepSpec } from "./lib/step/run.ts";
 export * from "./proto/gen/types.ts";
 export {
   type LayerSource,

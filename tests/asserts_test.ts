@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { tsFiles } from "./ts_files.ts";
 import { assertRejects, assertThrows } from "./asserts.ts";
 
 /** Splits the arguments of the call whose "(" is at `open`; skips strings and regex literals. */
@@ -56,19 +57,9 @@ export function findUncheckedMessages(text: string, file: string): string[] {
   return found;
 }
 
-async function testFiles(dir: URL): Promise<URL[]> {
-  const out: URL[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
-    if (entry.isDirectory) out.push(...await testFiles(url));
-    else if (entry.name.endsWith(".ts")) out.push(url);
-  }
-  return out;
-}
-
 Deno.test("no test uses node:assert's throws/rejects(fn, Class, message) form", async () => {
   const root = new URL("./", import.meta.url);
-  const files = await testFiles(root);
+  const files = await tsFiles(root);
   assert.ok(files.length > 20, `expected the test files, found ${files.length}`);
   const offenders: string[] = [];
   for (const url of files) {

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { tsFiles } from "./ts_files.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const ENTRIES: Record<string, string> = {
@@ -31,16 +32,6 @@ async function exportedNames(file: string): Promise<Set<string>> {
   return names;
 }
 
-async function sources(dir: URL): Promise<URL[]> {
-  const out: URL[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
-    if (entry.isDirectory) out.push(...await sources(url));
-    else if (entry.name.endsWith(".ts")) out.push(url);
-  }
-  return out;
-}
-
 /** `file: import { names } from "spec"` of every example import of the package. */
 export function exampleImports(text: string): { spec: string; names: string[] }[] {
   const out: { spec: string; names: string[] }[] = [];
@@ -58,7 +49,7 @@ Deno.test("every name a documentation example imports is exported by that entry 
   const exported: Record<string, Set<string>> = {};
   for (const [spec, file] of Object.entries(ENTRIES)) exported[spec] = await exportedNames(file);
   const files = [
-    ...await sources(new URL("lib/", ROOT)),
+    ...await tsFiles(new URL("lib/", ROOT)),
     new URL("mod.ts", ROOT),
     new URL("api.ts", ROOT),
     new URL("README.md", ROOT),

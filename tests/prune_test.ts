@@ -8,7 +8,8 @@ import { createContainerTask } from "../lib/runtime/container.ts";
 import { leaseIdOf } from "../lib/runtime/task.ts";
 import { cleanupService } from "../lib/service/manage.ts";
 import { runService } from "../lib/service/start.ts";
-import { DEFAULT_RUNTIME, validateStepConfig } from "../lib/step/config.ts";
+import { validateStepConfig } from "../lib/step/config.ts";
+import { DEFAULT_RUNTIME } from "../lib/runtime/task.ts";
 import { buildStepSpec } from "../lib/step/run.ts";
 import { containerdTest, ctr, type HarnessInfo } from "./harness.ts";
 

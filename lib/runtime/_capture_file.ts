@@ -1,3 +1,4 @@
+import { concat } from "../_util/bytes.ts";
 import type { Capture, CapturedOutput, CaptureOptions, CaptureStream } from "./capture.ts";
 import { OutputParser } from "../step/outputs.ts";
 
@@ -67,16 +68,6 @@ async function readBounded(
   for (const chunk of chunks) text += decoder.decode(chunk, { stream: true });
   text += decoder.decode();
   return { text, bytes: total, truncated };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** The {@linkcode Capture} of two regular files, tailed by polling. */

@@ -10,8 +10,7 @@ import { isNotFound } from "../grpc/errors.ts";
 import { LABELS, MANAGED_BY } from "../labels.ts";
 import { type OciSpec, specToAny } from "../oci/spec.ts";
 import { ioBaseDir } from "./capture.ts";
-import { defaultSnapshotter, leaseIdOf, stopTask } from "./task.ts";
-import { DEFAULT_RUNTIME } from "../step/config.ts";
+import { DEFAULT_RUNTIME, defaultSnapshotter, leaseIdOf, stopTask } from "./task.ts";
 import { type Container, TaskStatus } from "../../proto/gen/types.ts";
 
 /** Options of {@linkcode removeContainer}. */

@@ -21,6 +21,9 @@ const TASK_STATUS_NAMES: Record<number, string> = {
   [TaskStatus.PAUSING]: "pausing",
 };
 
+/** The default OCI runtime. */
+export const DEFAULT_RUNTIME = "io.containerd.runc.v2";
+
 /** The lease that holds a container's snapshot while it is created. */
 export function leaseIdOf(containerId: string): string {
   return `${containerId}-lease`;

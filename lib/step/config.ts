@@ -5,6 +5,7 @@
  * @module
  */
 
+import { DEFAULT_RUNTIME } from "../runtime/task.ts";
 import type { TlsOptions } from "../grpc/connection.ts";
 import type { Init } from "../grpc/rpc.ts";
 import type { BindMount } from "../oci/spec.ts";
@@ -15,9 +16,6 @@ export type PullPolicy = "if-not-present" | "always" | "never";
 
 /** Network mode of a step. */
 export type NetworkMode = "none" | "host";
-
-/** The default OCI runtime. */
-export const DEFAULT_RUNTIME = "io.containerd.runc.v2";
 
 /** A workflow step, as wfe-containerd's config fields in camelCase. */
 export interface StepConfig {

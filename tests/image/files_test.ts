@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concat as concatAll } from "../../lib/_util/bytes.ts";
 import { assertRejects, assertThrows } from "../asserts.ts";
 import { type LayerSource, readLayeredFiles } from "../../lib/archive/layered.ts";
 import { readTar, type TarItem } from "../../lib/archive/tar.ts";
@@ -65,13 +66,7 @@ function header(o: RawHeader): Uint8Array {
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  return concatAll(parts);
 }
 
 function padded(data: Uint8Array): Uint8Array {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concat } from "../../lib/_util/bytes.ts";
 import { buildOutputData, OutputParser, parseOutputs } from "../../lib/step/outputs.ts";
 
 /** The entries of a record, sorted by key (compares null-prototype objects by content). */
@@ -204,13 +205,7 @@ function randomStdout(random: () => number): Uint8Array {
   }
   if (random() < 0.5) pieces.push("##wfe[output last=no newline]");
   const parts = pieces.map((p) => (typeof p === "string" ? encoder.encode(p) : Uint8Array.from(p)));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /** Split points in [0, length], sorted, possibly repeated (empty chunks). */
