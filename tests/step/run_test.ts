@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { connect, type ContainerdClient } from "../../lib/grpc/connection.ts";
-import { isNotFound } from "../../lib/grpc/errors.ts";
+import { ContainerdError, isNotFound } from "../../lib/grpc/errors.ts";
 import type { StepConfig } from "../../lib/step/config.ts";
 import { StepError, StepTimeoutError } from "../../lib/step/errors.ts";
 import { runStep, type StepResult } from "../../lib/step/run.ts";
@@ -32,11 +32,11 @@ async function assertNothingLeft(h: HarnessInfo, containerId: string): Promise<v
   assert.deepEqual(containers.map((x) => x.id), [], "container left");
   const { tasks } = await c.tasks.list({});
   assert.ok(!tasks.some((t) => t.id === containerId), "task left");
-  await assert.rejects(
+  const noSnapshot = await assertRejects(
     () => c.snapshots.stat({ snapshotter: h.snapshotter, key: containerId }),
-    (e: unknown) => isNotFound(e),
-    "snapshot left",
+    ContainerdError,
   );
+  assert.ok(isNotFound(noSnapshot), "snapshot left");
   const { leases } = await c.leases.list({ filters: [`id==${containerId}-lease`] });
   assert.equal(leases.length, 0, "lease left");
   await assert.rejects(() => Deno.stat(`${ioBase}/wfe-io-${containerId}`), Deno.errors.NotFound);
