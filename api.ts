@@ -196,3 +196,11 @@ export {
   type ReadLayeredFilesOptions,
 } from "./lib/archive/layered.ts";
 export { readTar, type TarEntryType, type TarHeader, type TarItem } from "./lib/archive/tar.ts";
+export {
+  MANIFEST_ACCEPT,
+  MAX_MANIFEST_BYTES,
+  RegistryClient,
+  type RegistryClientOptions,
+  type ResolvedReference,
+} from "./lib/registry/client.ts";
+export { RegistryError, type RegistryErrorOptions } from "./lib/registry/errors.ts";
