@@ -204,3 +204,8 @@ export {
   type ResolvedReference,
 } from "./lib/registry/client.ts";
 export { RegistryError, type RegistryErrorOptions } from "./lib/registry/errors.ts";
+export {
+  type AuthChallenge,
+  parseChallenge,
+  type RegistryCredentials,
+} from "./lib/registry/auth.ts";

@@ -35,11 +35,28 @@ async function run(cmd: string, args: string[]): Promise<void> {
   }
 }
 
+/** Token authentication in front of the registry (distribution's `auth: token`). */
+export interface TokenAuthOptions {
+  /** Users and passwords the token service accepts; they may pull and push. */
+  users: Record<string, string>;
+  /** Whether a token request without credentials gets a pull token. */
+  anonymousPull: boolean;
+  /** Whether the token service takes the OAuth POST; false answers it 404 (GET only). */
+  oauthPost: boolean;
+}
+
+/** Options of {@linkcode startRegistry}. */
+export interface StartRegistryOptions {
+  /** Put a token service in front (default: an open registry). */
+  tokenAuth?: TokenAuthOptions;
+}
+
 /** Starts a registry; it answers `GET /v2/` before this returns. */
-export async function startRegistry(): Promise<TestRegistry> {
+export async function startRegistry(options: StartRegistryOptions = {}): Promise<TestRegistry> {
   const dir = await Deno.makeTempDir({ prefix: "wfe-registry-" });
   const host = `127.0.0.1:${freePort()}`;
   const config = `${dir}/config.yml`;
+  const tokens = options.tokenAuth ? await startTokenService(dir, options.tokenAuth) : undefined;
   await Deno.writeTextFile(
     config,
     [
@@ -51,6 +68,16 @@ export async function startRegistry(): Promise<TestRegistry> {
       `    rootdirectory: ${dir}/data`,
       "http:",
       `  addr: ${host}`,
+      ...(tokens
+        ? [
+          "auth:",
+          "  token:",
+          `    realm: ${tokens.realm}`,
+          `    service: ${TOKEN_SERVICE}`,
+          `    issuer: ${TOKEN_ISSUER}`,
+          `    rootcertbundle: ${tokens.certPath}`,
+        ]
+        : []),
       "",
     ].join("\n"),
   );
@@ -61,6 +88,7 @@ export async function startRegistry(): Promise<TestRegistry> {
     stderr: "null",
   }).spawn();
   const stop = async () => {
+    await tokens?.stop();
     try {
       child.kill("SIGTERM");
     } catch { /* exited */ }
@@ -78,7 +106,7 @@ export async function startRegistry(): Promise<TestRegistry> {
     try {
       const res = await fetch(`http://${host}/v2/`);
       await res.body?.cancel();
-      if (res.ok) break;
+      if (res.ok || (tokens && res.status === 401)) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       await stop();
@@ -90,6 +118,7 @@ export async function startRegistry(): Promise<TestRegistry> {
     host,
     pid: child.pid,
     async push(spec, repository, tag) {
+      const [user, password] = Object.entries(options.tokenAuth?.users ?? {})[0] ?? [];
       const built = await buildImage(spec);
       const archive = `${dir}/push-${crypto.randomUUID()}.tar`;
       await Deno.writeFile(archive, built.archive);
@@ -98,6 +127,7 @@ export async function startRegistry(): Promise<TestRegistry> {
           "copy",
           "--quiet",
           "--dest-tls-verify=false",
+          ...(user ? [`--dest-creds=${user}:${password}`] : []),
           `oci-archive:${archive}`,
           `docker://${host}/${repository}:${tag}`,
         ]);
@@ -109,4 +139,102 @@ export async function startRegistry(): Promise<TestRegistry> {
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+const TOKEN_SERVICE = "wfe-test-registry";
+const TOKEN_ISSUER = "wfe-test-issuer";
+
+function base64url(data: Uint8Array | string): string {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
+    /=+$/,
+    "",
+  );
+}
+
+function pemBody(pem: string): Uint8Array<ArrayBuffer> {
+  const b64 = pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+/**
+ * A token service as distribution's token auth expects: JWTs signed RS256 with a key whose
+ * self-signed certificate (made with openssl) is the registry's root bundle and rides in `x5c`.
+ */
+async function startTokenService(
+  dir: string,
+  auth: TokenAuthOptions,
+): Promise<{ realm: string; certPath: string; stop(): Promise<void> }> {
+  const keyPath = `${dir}/token.key`;
+  const certPath = `${dir}/token.crt`;
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    keyPath,
+    "-out",
+    certPath,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=wfe-test-token",
+  ]);
+  const key = await crypto.subtle.importKey(
+    "pkcs8",
+    pemBody(await Deno.readTextFile(keyPath)),
+    { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const x5c = btoa(String.fromCharCode(...pemBody(await Deno.readTextFile(certPath))));
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const url = new URL(req.url);
+    let user: string | undefined;
+    let password: string | undefined;
+    let scope = url.searchParams.get("scope") ?? "";
+    if (req.method === "POST") {
+      if (!auth.oauthPost) return new Response("no OAuth here", { status: 404 });
+      const form = new URLSearchParams(await req.text());
+      user = form.get("username") ?? undefined;
+      password = form.get("password") ?? undefined;
+      scope = form.get("scope") ?? "";
+    } else {
+      const basic = /^Basic (.+)$/.exec(req.headers.get("Authorization") ?? "")?.[1];
+      if (basic) [user, password] = atob(basic).split(":");
+    }
+    if (user !== undefined && auth.users[user] !== password) {
+      return new Response("bad credentials", { status: 401 });
+    }
+    if (user === undefined && !auth.anonymousPull) {
+      return new Response("credentials required", { status: 401 });
+    }
+    const [type, name] = scope.split(":");
+    const actions = user !== undefined ? ["pull", "push"] : ["pull"];
+    const now = Math.floor(Date.now() / 1000);
+    const header = base64url(JSON.stringify({ alg: "RS256", typ: "JWT", x5c: [x5c] }));
+    const claims = base64url(JSON.stringify({
+      iss: TOKEN_ISSUER,
+      sub: user ?? "",
+      aud: TOKEN_SERVICE,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: crypto.randomUUID(),
+      access: type && name ? [{ type, name, actions }] : [],
+    }));
+    const signature = new Uint8Array(
+      await crypto.subtle.sign(
+        "RSASSA-PKCS1-v1_5",
+        key,
+        new TextEncoder().encode(`${header}.${claims}`),
+      ),
+    );
+    const token = `${header}.${claims}.${base64url(signature)}`;
+    return Response.json({ token, access_token: token, expires_in: 300 });
+  });
+  const { port } = server.addr;
+  return { realm: `http://127.0.0.1:${port}/token`, certPath, stop: () => server.shutdown() };
 }

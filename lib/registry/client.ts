@@ -9,9 +9,10 @@
  * Plain HTTP is used for localhost, 127.0.0.1 and ::1 and for the hosts
  * given in `plainHttp`; every other host is reached over HTTPS.
  *
- * Not yet here (issue 10, next): authentication (Bearer, Basic,
- * ~/.docker/config.json), retries with backoff, stall detection with Range
- * resume, custom CAs and mirrors.
+ * Authentication answers the registry's challenge (see lib/registry/auth.ts)
+ * with the `registryAuth` credentials. Not yet here (issue 10, next):
+ * ~/.docker/config.json and credential helpers, retries with backoff, stall
+ * detection with Range resume, custom CAs and mirrors.
  *
  * @module
  */
@@ -23,6 +24,7 @@ import type { BlobProvider, ReadBlobOptions } from "../image/provider.ts";
 import { INDEX_TYPES, MANIFEST_TYPES, mediaTypeKind } from "../oci/media_types.ts";
 import { formatReference, type ImageReference, parseReference } from "../oci/reference.ts";
 import type { OciDescriptor } from "../oci/types.ts";
+import { AuthFailure, Authorizer, parseChallenge, type RegistryCredentials } from "./auth.ts";
 import { RegistryError } from "./errors.ts";
 
 /** The Accept header of manifest requests: OCI and Docker manifests and indexes, then anything. */
@@ -41,6 +43,12 @@ export interface RegistryClientOptions {
    * @default {[]}
    */
   plainHttp?: boolean | readonly string[];
+  /**
+   * Credentials by registry host (`host` or `host:port`), as wfe's
+   * `registryAuth`. Without an entry a registry is asked anonymously.
+   * @default {{}}
+   */
+  registryAuth?: Readonly<Record<string, RegistryCredentials>>;
 }
 
 /** What {@linkcode RegistryClient.resolve} found. */
@@ -56,10 +64,15 @@ export interface ResolvedReference {
 /** Reads images from OCI distribution registries. */
 export class RegistryClient {
   #plainHttp: boolean | readonly string[];
+  #auth: Authorizer;
 
   /** A client; it holds no connection until the first request. */
   constructor(options: RegistryClientOptions = {}) {
     this.#plainHttp = options.plainHttp ?? [];
+    const creds = options.registryAuth ?? {};
+    this.#auth = new Authorizer((registry) =>
+      creds[registry] ?? creds[registry.replace(/:\d+$/, "")]
+    );
   }
 
   /** The base URL of a registry's API, e.g. `http://127.0.0.1:5000/v2/`. */
@@ -209,20 +222,42 @@ export class RegistryClient {
     allow: readonly number[] = [],
   ): Promise<Response> {
     const url = `${this.endpoint(reference.registry)}${reference.repository}/${path}`;
-    let res: Response;
-    try {
-      res = await fetch(url, { method, headers, signal });
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      throw new RegistryError({
-        ...where(reference),
-        status: 0,
-        details: `cannot reach ${url}: ${errorMessage(err)}`,
-        cause: err,
-      });
+    const scope = `repository:${reference.repository}:pull`;
+    const send = async (authorization: string | undefined): Promise<Response> => {
+      const all = authorization ? { ...headers, Authorization: authorization } : headers;
+      try {
+        return await fetch(url, { method, headers: all, signal });
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        throw new RegistryError({
+          ...where(reference),
+          status: 0,
+          details: `cannot reach ${url}: ${errorMessage(err)}`,
+          cause: err,
+        });
+      }
+    };
+    let res = await send(this.#auth.cached(reference.registry, scope));
+    if (res.status === 401) {
+      const challenge = parseChallenge(res.headers.get("WWW-Authenticate"));
+      await res.body?.cancel();
+      let authorization: string;
+      try {
+        if (!challenge) throw new AuthFailure("the registry sent no WWW-Authenticate challenge");
+        authorization = await this.#auth.answer(reference.registry, challenge, scope, signal);
+      } catch (err) {
+        if (!(err instanceof AuthFailure)) throw err;
+        throw new RegistryError({
+          ...where(reference),
+          status: 401,
+          details: `unauthorized: ${err.message}`,
+          cause: err,
+        });
+      }
+      res = await send(authorization);
     }
     if (res.ok || allow.includes(res.status)) return res;
-    throw await responseError(reference, path, res);
+    throw await responseError(reference, path, res, this.#auth.hasCredentials(reference.registry));
   }
 }
 
@@ -258,6 +293,7 @@ async function responseError(
   reference: ImageReference,
   path: string,
   res: Response,
+  hasCredentials: boolean,
 ): Promise<RegistryError> {
   let code: string | undefined;
   let message = "";
@@ -280,8 +316,9 @@ async function responseError(
       ? `manifest unknown: ${target} not found`
       : `blob unknown: ${target} not found`;
   } else if (res.status === 401 || res.status === 403) {
-    details = `unauthorized: ${subject}: no credentials for ${reference.registry} ` +
-      "(registry authentication is not supported yet)";
+    details = hasCredentials
+      ? `unauthorized: ${subject}: credentials for ${reference.registry} were rejected`
+      : `unauthorized: ${subject}: no credentials for ${reference.registry} found`;
   } else {
     details = `${subject}: ${message || res.statusText || "request refused"}`;
   }

@@ -112,3 +112,63 @@ Deno.test("a registry blob provider refuses bytes that do not match the descript
     `blob unknown: ${missing} not found (HTTP 404)`,
   );
 });
+
+Deno.test("RegistryClient gets an anonymous Bearer token when the token service allows it", async () => {
+  await using registry = await startRegistry({
+    tokenAuth: { users: { alice: "s3cret" }, anonymousPull: true, oauthPost: true },
+  });
+  const built = await registry.push(SPEC, "team/hello", "1");
+  const client = new RegistryClient();
+  const { descriptor } = await client.resolve(`${registry.host}/team/hello:1`);
+  assert.equal(descriptor.digest, built.manifestDigest);
+  const image = await resolveManifest(
+    client.blobProvider(`${registry.host}/team/hello`),
+    descriptor,
+  );
+  assert.deepEqual(image.diffIds, built.diffIds);
+});
+
+Deno.test("RegistryClient says whether credentials were missing or rejected, never showing them", async () => {
+  await using registry = await startRegistry({
+    tokenAuth: { users: { alice: "s3cret" }, anonymousPull: false, oauthPost: true },
+  });
+  const built = await registry.push(SPEC, "team/hello", "1");
+  const ref = `${registry.host}/team/hello:1`;
+  await assertRejects(
+    () => new RegistryClient().resolve(ref),
+    RegistryError,
+    `unauthorized: no credentials for ${registry.host} found (the token service answered HTTP 401)`,
+  );
+  const wrong = await assertRejects(
+    () =>
+      new RegistryClient({
+        registryAuth: { [registry.host]: { username: "alice", password: "nope" } },
+      }).resolve(ref),
+    RegistryError,
+    `unauthorized: credentials for ${registry.host} were rejected by the token service (HTTP 401)`,
+  );
+  assert.ok(!wrong.message.includes("nope"), "the password is not in the message");
+  const client = new RegistryClient({
+    registryAuth: { [registry.host]: { username: "alice", password: "s3cret" } },
+  });
+  const { descriptor } = await client.resolve(ref);
+  assert.equal(descriptor.digest, built.manifestDigest);
+});
+
+Deno.test("RegistryClient falls back to GET with Basic credentials when the OAuth POST is refused", async () => {
+  await using registry = await startRegistry({
+    tokenAuth: { users: { alice: "s3cret" }, anonymousPull: false, oauthPost: false },
+  });
+  const built = await registry.push(SPEC, "team/hello", "1");
+  const client = new RegistryClient({
+    registryAuth: { "127.0.0.1": { username: "alice", password: "s3cret" } },
+  });
+  const { descriptor } = await client.resolve(`${registry.host}/team/hello:1`);
+  assert.equal(descriptor.digest, built.manifestDigest);
+  const files = await readImageFiles(
+    client.blobProvider(`${registry.host}/team/hello`),
+    await resolveManifest(client.blobProvider(`${registry.host}/team/hello`), descriptor),
+    ["/etc/hello.txt"],
+  );
+  assert.equal(new TextDecoder().decode(files.get("/etc/hello.txt")), "hello from the registry\n");
+});
