@@ -10,13 +10,15 @@
  * given in `plainHttp`; every other host is reached over HTTPS.
  *
  * Authentication answers the registry's challenge (see lib/registry/auth.ts)
- * with the `registryAuth` credentials. Not yet here (issue 10, next):
- * ~/.docker/config.json and credential helpers, retries with backoff, stall
- * detection with Range resume, custom CAs and mirrors.
+ * with the `registryAuth` credentials. 408, 429, 5xx answers and dropped
+ * connections are retried with backoff. Not yet here (issue 10, next):
+ * ~/.docker/config.json and credential helpers, stall detection with Range
+ * resume, custom CAs and mirrors.
  *
  * @module
  */
 
+import { retry } from "../_util/async.ts";
 import { concat } from "../_util/bytes.ts";
 import { errorMessage } from "../_util/errors.ts";
 import { Sha256Stream } from "../content/digest.ts";
@@ -49,6 +51,28 @@ export interface RegistryClientOptions {
    * @default {{}}
    */
   registryAuth?: Readonly<Record<string, RegistryCredentials>>;
+  /**
+   * Attempts per request, the first included: 408, 429, 5xx answers and
+   * dropped connections are retried with exponential backoff from
+   * `retryDelayMs`; other answers never are.
+   * @default {4}
+   */
+  attempts?: number;
+  /**
+   * The pause before the second attempt, in ms (doubled each time, at most 10 s).
+   * @default {500}
+   */
+  retryDelayMs?: number;
+}
+
+/** Statuses worth another attempt: timeouts, rate limits and server errors. */
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+/** A retryable answer, carried through `retry` so the last one can still be reported. */
+class RetryableAnswer extends Error {
+  constructor(readonly response: Response) {
+    super(`HTTP ${response.status}`);
+  }
 }
 
 /** What {@linkcode RegistryClient.resolve} found. */
@@ -65,10 +89,22 @@ export interface ResolvedReference {
 export class RegistryClient {
   #plainHttp: boolean | readonly string[];
   #auth: Authorizer;
+  #attempts: number;
+  #retryDelayMs: number;
 
   /** A client; it holds no connection until the first request. */
   constructor(options: RegistryClientOptions = {}) {
     this.#plainHttp = options.plainHttp ?? [];
+    this.#attempts = options.attempts ?? 4;
+    if (!Number.isSafeInteger(this.#attempts) || this.#attempts < 1) {
+      throw new RangeError(`Cannot use attempts ${options.attempts}: expected an integer >= 1`);
+    }
+    this.#retryDelayMs = options.retryDelayMs ?? 500;
+    if (!(this.#retryDelayMs >= 0)) {
+      throw new RangeError(
+        `Cannot use retryDelayMs ${options.retryDelayMs}: expected a number >= 0`,
+      );
+    }
     const creds = options.registryAuth ?? {};
     this.#auth = new Authorizer((registry) =>
       creds[registry] ?? creds[registry.replace(/:\d+$/, "")]
@@ -223,10 +259,11 @@ export class RegistryClient {
   ): Promise<Response> {
     const url = `${this.endpoint(reference.registry)}${reference.repository}/${path}`;
     const scope = `repository:${reference.repository}:pull`;
-    const send = async (authorization: string | undefined): Promise<Response> => {
+    const once = async (authorization: string | undefined): Promise<Response> => {
       const all = authorization ? { ...headers, Authorization: authorization } : headers;
+      let res: Response;
       try {
-        return await fetch(url, { method, headers: all, signal });
+        res = await fetch(url, { method, headers: all, signal });
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         throw new RegistryError({
@@ -235,6 +272,28 @@ export class RegistryClient {
           details: `cannot reach ${url}: ${errorMessage(err)}`,
           cause: err,
         });
+      }
+      if (RETRY_STATUS.has(res.status)) throw new RetryableAnswer(res);
+      return res;
+    };
+    const send = async (authorization: string | undefined): Promise<Response> => {
+      try {
+        return await retry(() => once(authorization), {
+          attempts: this.#attempts,
+          minDelayMs: this.#retryDelayMs,
+          maxDelayMs: 10_000,
+          signal,
+          retryable: (err) => {
+            if (err instanceof RetryableAnswer) {
+              err.response.body?.cancel().catch(() => {});
+              return true;
+            }
+            return err instanceof RegistryError && err.status === 0;
+          },
+        });
+      } catch (err) {
+        if (err instanceof RetryableAnswer) return err.response; // the last answer, reported below
+        throw err;
       }
     };
     let res = await send(this.#auth.cached(reference.registry, scope));

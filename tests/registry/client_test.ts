@@ -54,7 +54,7 @@ Deno.test("RegistryClient reports a registry that does not answer as unreachable
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   await assertRejects(
-    () => new RegistryClient().resolve(`127.0.0.1:${port}/team/hello:1`),
+    () => new RegistryClient({ retryDelayMs: 1 }).resolve(`127.0.0.1:${port}/team/hello:1`),
     RegistryError,
     `cannot reach http://127.0.0.1:${port}/v2/team/hello/manifests/1`,
   );
