@@ -209,3 +209,4 @@ export {
   parseChallenge,
   type RegistryCredentials,
 } from "./lib/registry/auth.ts";
+export { type DockerConfigOptions, dockerCredentials } from "./lib/registry/docker_config.ts";

@@ -58,17 +58,27 @@ interface CachedToken {
 
 /** Answers challenges for a client and remembers the tokens it got. */
 export class Authorizer {
-  #credentials: (registry: string) => RegistryCredentials | undefined;
+  #lookup: (registry: string) => Promise<RegistryCredentials | undefined>;
+  #found = new Map<string, Promise<RegistryCredentials | undefined>>();
   #tokens = new Map<string, CachedToken>();
 
-  /** Uses `credentials(registry)` to find what to send to each registry. */
-  constructor(credentials: (registry: string) => RegistryCredentials | undefined) {
-    this.#credentials = credentials;
+  /** Uses `credentials(registry)` (asked once per registry) to find what to send. */
+  constructor(credentials: (registry: string) => Promise<RegistryCredentials | undefined>) {
+    this.#lookup = credentials;
+  }
+
+  #credentials(registry: string): Promise<RegistryCredentials | undefined> {
+    let found = this.#found.get(registry);
+    if (!found) {
+      found = this.#lookup(registry);
+      this.#found.set(registry, found);
+    }
+    return found;
   }
 
   /** Whether credentials for `registry` are known. */
-  hasCredentials(registry: string): boolean {
-    return this.#credentials(registry) !== undefined;
+  async hasCredentials(registry: string): Promise<boolean> {
+    return (await this.#credentials(registry)) !== undefined;
   }
 
   /** A cached Authorization header for this registry and scope, if one is still valid. */
@@ -90,7 +100,7 @@ export class Authorizer {
     scope: string,
     signal?: AbortSignal,
   ): Promise<string> {
-    const creds = this.#credentials(registry);
+    const creds = await this.#credentials(registry);
     const basic = creds ? `Basic ${btoa(`${creds.username}:${creds.password}`)}` : undefined;
     if (challenge.scheme === "basic") {
       if (!basic) throw new AuthFailure(`no credentials for ${registry} found`);

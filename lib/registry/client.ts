@@ -10,9 +10,9 @@
  * given in `plainHttp`; every other host is reached over HTTPS.
  *
  * Authentication answers the registry's challenge (see lib/registry/auth.ts)
- * with the `registryAuth` credentials. 408, 429, 5xx answers and dropped
+ * with the `registryAuth` credentials, else those of Docker's config.json. 408, 429, 5xx answers and dropped
  * connections are retried with backoff. Not yet here (issue 10, next):
- * ~/.docker/config.json and credential helpers, stall detection with Range
+ * stall detection with Range
  * resume, custom CAs and mirrors.
  *
  * @module
@@ -27,6 +27,7 @@ import { INDEX_TYPES, MANIFEST_TYPES, mediaTypeKind } from "../oci/media_types.t
 import { formatReference, type ImageReference, parseReference } from "../oci/reference.ts";
 import type { OciDescriptor } from "../oci/types.ts";
 import { AuthFailure, Authorizer, parseChallenge, type RegistryCredentials } from "./auth.ts";
+import { dockerCredentials } from "./docker_config.ts";
 import { RegistryError } from "./errors.ts";
 
 /** The Accept header of manifest requests: OCI and Docker manifests and indexes, then anything. */
@@ -51,6 +52,12 @@ export interface RegistryClientOptions {
    * @default {{}}
    */
   registryAuth?: Readonly<Record<string, RegistryCredentials>>;
+  /**
+   * Where Docker's `config.json` is, for hosts without `registryAuth`
+   * credentials (`auths`, `credHelpers`, `credsStore`); `false` to ignore it.
+   * @default {`DOCKER_CONFIG`, else `~/.docker`}
+   */
+  dockerConfigDir?: string | false;
   /**
    * Attempts per request, the first included: 408, 429, 5xx answers and
    * dropped connections are retried with exponential backoff from
@@ -106,9 +113,12 @@ export class RegistryClient {
       );
     }
     const creds = options.registryAuth ?? {};
-    this.#auth = new Authorizer((registry) =>
-      creds[registry] ?? creds[registry.replace(/:\d+$/, "")]
-    );
+    const configDir = options.dockerConfigDir;
+    this.#auth = new Authorizer((registry) => {
+      const given = creds[registry] ?? creds[registry.replace(/:\d+$/, "")];
+      if (given || configDir === false) return Promise.resolve(given);
+      return dockerCredentials(registry, { configDir });
+    });
   }
 
   /** The base URL of a registry's API, e.g. `http://127.0.0.1:5000/v2/`. */
@@ -316,7 +326,12 @@ export class RegistryClient {
       res = await send(authorization);
     }
     if (res.ok || allow.includes(res.status)) return res;
-    throw await responseError(reference, path, res, this.#auth.hasCredentials(reference.registry));
+    throw await responseError(
+      reference,
+      path,
+      res,
+      await this.#auth.hasCredentials(reference.registry),
+    );
   }
 }
 
