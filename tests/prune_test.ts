@@ -5,13 +5,13 @@ import { resolveImage } from "../lib/image/resolve.ts";
 import { LABELS, LEASE_EXPIRE_LABEL, MANAGED_BY } from "../lib/labels.ts";
 import { prune, type PruneReport } from "../lib/prune.ts";
 import { createContainerTask } from "../lib/runtime/container.ts";
-import { leaseIdOf } from "../lib/runtime/task.ts";
+import { DEFAULT_RUNTIME, leaseIdOf } from "../lib/runtime/task.ts";
 import { cleanupService } from "../lib/service/manage.ts";
 import { runService } from "../lib/service/start.ts";
 import { validateStepConfig } from "../lib/step/config.ts";
-import { DEFAULT_RUNTIME } from "../lib/runtime/task.ts";
 import { buildStepSpec } from "../lib/step/run.ts";
-import { containerdTest, ctr, type HarnessInfo } from "./harness.ts";
+import { importOneLayer } from "./daemon_helpers.ts";
+import { containerdTest, type HarnessInfo } from "./harness.ts";
 
 async function client(h: HarnessInfo, namespace: string): Promise<ContainerdClient> {
   return await connect(`unix://${h.address}`, { namespace });
@@ -48,15 +48,7 @@ async function scoped(
 ): Promise<void> {
   const namespace = uniqueId("wfe-prune-test");
   const ioDir = await Deno.makeTempDir({ prefix: "wfe-prune-test-" });
-  await ctr(h.address, [
-    "images",
-    "import",
-    "--platform",
-    h.images.oneLayer.platform,
-    "--snapshotter",
-    h.snapshotter,
-    `${h.dir}/images/one-layer.tar`,
-  ], { namespace });
+  await importOneLayer(h, namespace);
   await using c = await client(h, namespace);
   try {
     await fn(c, ioDir);

@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { connect, type ContainerdClient } from "../../lib/grpc/connection.ts";
 import { LABELS, MANAGED_BY } from "../../lib/labels.ts";
-import { ctr, type HarnessInfo } from "../harness.ts";
+import { importOneLayer } from "../daemon_helpers.ts";
+import type { HarnessInfo } from "../harness.ts";
 
 export const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 export const ROOT = new URL("../..", import.meta.url).pathname;
@@ -34,6 +35,44 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** A CLI process whose output is read while it runs. */
+export interface SpawnedCli {
+  /** The process. */
+  child: Deno.ChildProcess;
+  /** Its stdout, as text. */
+  stdout: ReadableStreamDefaultReader<string>;
+  /** Its whole stderr, when it exits. */
+  stderr: Promise<string>;
+  /** Stops reading, SIGKILLs the process if it still runs, and waits for it. */
+  close(): Promise<void>;
+}
+
+/** Spawns `deno run -A cli.ts ...args` with piped output, to read it while it runs. */
+export function spawnCli(args: string[]): SpawnedCli {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stderr = new Response(child.stderr).text();
+  return {
+    child,
+    stdout,
+    stderr,
+    async close() {
+      await stdout.cancel().catch(() => {});
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status;
+      await stderr.catch(() => {});
+    },
+  };
 }
 
 /** The flags a step needs on the harness daemon. */
@@ -109,15 +148,7 @@ export async function clean(
   const ioDir = await Deno.makeTempDir({ prefix: "wfe-cli-test-" });
   try {
     if (options.privateNamespace) {
-      await ctr(h.address, [
-        "images",
-        "import",
-        "--platform",
-        h.images.oneLayer.platform,
-        "--snapshotter",
-        h.snapshotter,
-        `${h.dir}/images/one-layer.tar`,
-      ], { namespace });
+      await importOneLayer(h, namespace);
     }
     const g = ["--address", `unix://${h.address}`, "--namespace", namespace, "--io-dir", ioDir];
     await fn({ ioDir, token, namespace, g });

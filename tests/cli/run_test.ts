@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { assertExists } from "../asserts.ts";
-import { clean, CLI, cli, readRest, readUntil, ROOT, stepFlags, taskOf } from "./_cli.ts";
+import { clean, cli, readRest, readUntil, spawnCli, stepFlags, taskOf } from "./_cli.ts";
 import { containerdTest } from "../harness.ts";
 import { TaskStatus } from "../../proto/gen/types.ts";
 
@@ -91,32 +91,21 @@ containerdTest("cli run streams a line before the container exits", async (h) =>
     const sync = await Deno.makeTempDir({ prefix: "wfe-cli-sync-" });
     await Deno.chmod(sync, 0o755);
     const name = `live-${s.token}`;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        CLI,
-        ...s.g,
-        "run",
-        ...stepFlags(h),
-        "--name",
-        name,
-        "--volume",
-        `${sync}:/sync:ro`,
-        "--",
-        "sh",
-        "-c",
-        // The container cannot exit before the test creates /sync/go.
-        "echo first; i=0; while [ ! -e /sync/go ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; " +
-        "if [ -e /sync/go ]; then echo saw-go; else echo gave-up; fi",
-      ],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const stderr = new Response(child.stderr).text();
+    const { child, stdout, stderr, close } = spawnCli([
+      ...s.g,
+      "run",
+      ...stepFlags(h),
+      "--name",
+      name,
+      "--volume",
+      `${sync}:/sync:ro`,
+      "--",
+      "sh",
+      "-c",
+      // The container cannot exit before the test creates /sync/go.
+      "echo first; i=0; while [ ! -e /sync/go ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; " +
+      "if [ -e /sync/go ]; then echo saw-go; else echo gave-up; fi",
+    ]);
     try {
       const first = await readUntil(stdout, "first\n");
       assert.equal(first, "first\n");
@@ -129,12 +118,7 @@ containerdTest("cli run streams a line before the container exits", async (h) =>
       assert.equal(status.code, 0, await stderr);
       assert.equal(await stderr, "");
     } finally {
-      await stdout.cancel().catch(() => {});
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-      await child.status;
-      await stderr.catch(() => {});
+      await close();
       await Deno.remove(sync, { recursive: true });
     }
   });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { chainId } from "../../lib/oci/chain_id.ts";
 import type { PruneReport } from "../../lib/prune.ts";
 import { assertExists } from "../asserts.ts";
-import { clean, CLI, cli, client, readUntil, ROOT, stepFlags, taskOf } from "./_cli.ts";
+import { clean, cli, client, readUntil, spawnCli, stepFlags, taskOf } from "./_cli.ts";
 import { containerdTest } from "../harness.ts";
 import { TaskStatus } from "../../proto/gen/types.ts";
 
@@ -16,28 +16,17 @@ containerdTest("cli prune finds and removes the container of a killed run", asyn
   await clean(h, async (s) => {
     const name = `killed-${s.token}`;
     const g = s.g;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        CLI,
-        ...g,
-        "run",
-        ...stepFlags(h),
-        "--name",
-        name,
-        "--",
-        "sh",
-        "-c",
-        "echo started; exec sleep 60",
-      ],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const stderr = new Response(child.stderr).text();
+    const { child, stdout, close } = spawnCli([
+      ...g,
+      "run",
+      ...stepFlags(h),
+      "--name",
+      name,
+      "--",
+      "sh",
+      "-c",
+      "echo started; exec sleep 60",
+    ]);
     let containerId = "";
     try {
       await readUntil(stdout, "started\n");
@@ -47,12 +36,7 @@ containerdTest("cli prune finds and removes the container of a killed run", asyn
       child.kill("SIGKILL"); // the CLI dies; its container keeps running
       assert.equal((await child.status).signal, "SIGKILL");
     } finally {
-      await stdout.cancel().catch(() => {});
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-      await child.status;
-      await stderr.catch(() => {});
+      await close();
     }
     assert.ok(
       (await taskOf(h, containerId, s.namespace))?.status === TaskStatus.RUNNING,

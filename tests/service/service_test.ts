@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
 import { connect, type ContainerdClient } from "../../lib/grpc/connection.ts";
-import { ContainerdError, isNotFound } from "../../lib/grpc/errors.ts";
 import { specToAny } from "../../lib/oci/spec.ts";
 import { ServiceError } from "../../lib/service/errors.ts";
 import { cleanupService, listServices, serviceLogs } from "../../lib/service/manage.ts";
 import { runService, type RunServiceOptions } from "../../lib/service/start.ts";
-import { assertExists, assertInstanceOf, assertRejects } from "../asserts.ts";
+import { assertExists, assertInstanceOf } from "../asserts.ts";
+import { assertNothingLeft } from "../daemon_helpers.ts";
 import { containerdTest, type HarnessInfo } from "../harness.ts";
-
-const ioBase = Deno.env.get("WFE_IO_DIR") || Deno.env.get("TMPDIR") || "/tmp";
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -45,25 +43,6 @@ function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function assertNothingLeft(h: HarnessInfo, containerId: string): Promise<void> {
-  await using c = await client(h);
-  const noContainer = await assertRejects(
-    () => c.containers.get({ id: containerId }),
-    ContainerdError,
-  );
-  assert.ok(isNotFound(noContainer), "container left");
-  const { tasks } = await c.tasks.list({});
-  assert.ok(!tasks.some((t) => t.id === containerId), "task left");
-  const noSnapshot = await assertRejects(
-    () => c.snapshots.stat({ snapshotter: h.snapshotter, key: containerId }),
-    ContainerdError,
-  );
-  assert.ok(isNotFound(noSnapshot), "snapshot left");
-  const { leases } = await c.leases.list({ filters: [`id==${containerId}-lease`] });
-  assert.equal(leases.length, 0, "lease left");
-  await assert.rejects(() => Deno.stat(`${ioBase}/wfe-io-${containerId}`), Deno.errors.NotFound);
 }
 
 async function httpGet(url: string): Promise<{ status: number; body: string }> {

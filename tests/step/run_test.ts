@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
 import { connect, type ContainerdClient } from "../../lib/grpc/connection.ts";
-import { ContainerdError, isNotFound } from "../../lib/grpc/errors.ts";
 import type { StepConfig } from "../../lib/step/config.ts";
 import { StepError, StepTimeoutError } from "../../lib/step/errors.ts";
 import { runStep, type StepResult } from "../../lib/step/run.ts";
 import { assertInstanceOf, assertRejects } from "../asserts.ts";
+import { assertNothingLeft } from "../daemon_helpers.ts";
 import { containerdTest, ctr, type HarnessInfo } from "../harness.ts";
 import { buildImage, busyboxBaseLayer, readStaticBusybox } from "../oci_archive.ts";
-
-const ioBase = Deno.env.get("WFE_IO_DIR") || Deno.env.get("TMPDIR") || "/tmp";
 
 function base(h: HarnessInfo, extra: Partial<StepConfig> = {}): StepConfig {
   return {
@@ -23,23 +21,6 @@ function base(h: HarnessInfo, extra: Partial<StepConfig> = {}): StepConfig {
 
 async function client(h: HarnessInfo): Promise<ContainerdClient> {
   return await connect(`unix://${h.address}`, { namespace: h.namespace });
-}
-
-/** Asserts that no container, task, snapshot, lease or capture dir of `containerId` is left. */
-async function assertNothingLeft(h: HarnessInfo, containerId: string): Promise<void> {
-  await using c = await client(h);
-  const { containers } = await c.containers.list({ filters: [`id==${containerId}`] });
-  assert.deepEqual(containers.map((x) => x.id), [], "container left");
-  const { tasks } = await c.tasks.list({});
-  assert.ok(!tasks.some((t) => t.id === containerId), "task left");
-  const noSnapshot = await assertRejects(
-    () => c.snapshots.stat({ snapshotter: h.snapshotter, key: containerId }),
-    ContainerdError,
-  );
-  assert.ok(isNotFound(noSnapshot), "snapshot left");
-  const { leases } = await c.leases.list({ filters: [`id==${containerId}-lease`] });
-  assert.equal(leases.length, 0, "lease left");
-  await assert.rejects(() => Deno.stat(`${ioBase}/wfe-io-${containerId}`), Deno.errors.NotFound);
 }
 
 /** Runs a step expected to succeed and checks the leftovers. */
