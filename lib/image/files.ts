@@ -1,9 +1,10 @@
 /**
  * Reading single files (such as `/etc/passwd`) out of an image's layers in containerd's content
- * store (or any other blob provider), without mounting anything, so it works against a remote daemon.
+ * store (or any other blob provider), without mounting anything, so it works against a remote
+ * daemon.
  *
- * Each layer blob is streamed with `readContent`, decompressed (gzip) when its media type says
- * so and parsed as tar (ustar, GNU long names, PAX records). Layers apply bottom-up with OCI
+ * Each layer blob is streamed from its provider (`readContent` for the content store),
+ * decompressed (gzip) when its media type says so and parsed as tar (ustar, GNU long names, PAX records). Layers apply bottom-up with OCI
  * whiteouts (`.wh.<name>` deletes, `.wh..wh..opq` makes a directory opaque), so a file reads as
  * it appears in the final root filesystem; symbolic links (also in parent directories) and hard
  * links are followed inside the image. Only the requested files' bytes are held in memory, and
@@ -132,9 +133,9 @@ export function clearImageFilesCache(): void {
 }
 
 /**
- * Reads files from an image's layers in containerd's content store, as they appear in the image's
- * root filesystem (see {@linkcode readLayeredFiles} for whiteouts and links). Layer blobs are
- * streamed with `readContent` and gunzipped as their media type says; only the requested files
+ * Reads files from an image's layers (in containerd's content store or another blob provider), as
+ * they appear in the image's root filesystem (see {@linkcode readLayeredFiles} for whiteouts and links). Layer blobs are
+ * streamed from the provider and gunzipped as their media type says; only the requested files
  * are kept in memory. Results are memoized per manifest digest and path in a bounded cache, so a
  * second call for the same image reads no layers.
  *
@@ -149,7 +150,8 @@ export function clearImageFilesCache(): void {
  * @throws {RangeError} When a requested file is larger than `maxFileBytes`.
  * @throws {Error} When a layer's media type is not tar or tar+gzip (zstd is not supported), or
  *   a layer is not a valid tar archive.
- * @throws {ContainerdError} NOT_FOUND (5) when a layer blob is missing from the content store.
+ * @throws {ContainerdError} NOT_FOUND (5) when a layer blob is missing from the content store
+ *   (a registry provider throws a RegistryError instead).
  *
  * @example
  * ```ts

@@ -5,7 +5,7 @@
  *
  * Parsing is pure and strict: a malformed string is a `TypeError` before anything touches the
  * daemon. Resolving takes the file contents (read from the image's layers with
- * `readImagePasswdGroup` in `image_files.ts`), so it works against a remote daemon too.
+ * `readImagePasswdGroup` in `image/files.ts`), so it works against a remote daemon too.
  *
  * @module
  */
