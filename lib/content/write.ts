@@ -16,6 +16,12 @@ import { WriteAction, type WriteContentResponse } from "../../proto/gen/types.ts
 /** Data {@linkcode writeContent} accepts. */
 export type ContentSource = Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
+/**
+ * A source that can start at any offset: called once with the offset the
+ * ingest resumes from, it returns the blob's bytes from there on.
+ */
+export type ResumableSource = (offset: number) => ContentSource;
+
 /** Options of {@linkcode writeContent}. */
 export interface WriteContentOptions extends CallOptions {
   /**
@@ -35,6 +41,14 @@ export interface WriteContentOptions extends CallOptions {
    * @default {1048576}
    */
   chunkSize?: number;
+  /**
+   * Hash the data on this side before COMMIT, so a mismatch aborts the
+   * ingest. Turn it off when the source verifies its own digest (a registry
+   * stream does); containerd checks `expected` at COMMIT either way. Data
+   * resumed through a {@linkcode ResumableSource} is not hashed here.
+   * @default {true}
+   */
+  verify?: boolean;
   /** Called after each acknowledged chunk with the bytes committed so far. */
   onProgress?: (written: number, total: number | undefined) => void;
 }
@@ -75,10 +89,17 @@ export interface WriteContentResult {
  */
 export async function writeContent(
   client: ContainerdClient,
-  data: ContentSource,
+  data: ContentSource | ResumableSource,
   options: WriteContentOptions = {},
 ): Promise<WriteContentResult> {
-  const { ref: givenRef, labels, onProgress, chunkSize = MAX_WRITE_CHUNK, ...call } = options;
+  const {
+    ref: givenRef,
+    labels,
+    onProgress,
+    chunkSize = MAX_WRITE_CHUNK,
+    verify = true,
+    ...call
+  } = options;
   let { expected, total } = options;
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_WRITE_CHUNK) {
     throw new RangeError(`Cannot use chunkSize ${chunkSize}: expected 1 to ${MAX_WRITE_CHUNK}`);
@@ -99,6 +120,9 @@ export async function writeContent(
     throw new RangeError(`Cannot write with total ${total}: expected an integer >= 0`);
   }
   const ref = givenRef ?? (expected ? `upload-${expected}` : `upload-${crypto.randomUUID()}`);
+  if (typeof data === "function" && expected === undefined) {
+    throw new TypeError("Cannot resume a write without the expected digest");
+  }
   const { signal, timeoutMs, namespace, lease } = call;
 
   const stream = client.content.write({ signal, timeoutMs, namespace, lease });
@@ -134,11 +158,18 @@ export async function writeContent(
     let offset = stat.offset;
     if (total !== undefined && offset > total) offset = 0; // a stale ingest: start over
     const resumedFrom = offset;
-    const hash = new Sha256Stream();
-    let written = 0; // bytes of `data` consumed (hashed)
+    let source: ContentSource;
+    let written = 0; // bytes of the blob consumed
+    if (typeof data === "function") {
+      source = data(offset);
+      written = offset; // the source starts where the ingest stopped
+    } else {
+      source = data;
+    }
+    const hash = verify && written === 0 ? new Sha256Stream() : undefined;
 
-    for await (const piece of chunks(data, chunkSize)) {
-      hash.update(piece);
+    for await (const piece of chunks(source, chunkSize)) {
+      hash?.update(piece);
       const start = written;
       written += piece.length;
       if (total !== undefined && written > total) {
@@ -156,7 +187,7 @@ export async function writeContent(
     if (total !== undefined && written !== total) {
       throw dataLoss("Content.Write", ref, `the data has ${written} bytes, total is ${total}`);
     }
-    const actual = hash.digest();
+    const actual = hash?.digest() ?? expected!;
     if (expected !== undefined && actual !== expected) {
       await abortIngest(client, ref, call);
       throw dataLoss("Content.Write", ref, `the data hashes to ${actual}, expected ${expected}`);
@@ -198,12 +229,32 @@ async function abortIngest(
   }
 }
 
+/** Cuts the data into pieces of `size` bytes (the last may be shorter), joining small chunks. */
 async function* chunks(data: ContentSource, size: number): AsyncGenerator<Uint8Array> {
   if (data instanceof Uint8Array) {
     for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
     return;
   }
-  for await (const piece of data as AsyncIterable<Uint8Array>) {
-    for (let i = 0; i < piece.length; i += size) yield piece.subarray(i, i + size);
+  let buffer = new Uint8Array(0);
+  let filled = 0;
+  for await (let piece of data as AsyncIterable<Uint8Array>) {
+    if (filled === 0 && piece.length >= size) {
+      let i = 0;
+      for (; i + size <= piece.length; i += size) yield piece.subarray(i, i + size);
+      piece = piece.subarray(i);
+    }
+    while (piece.length > 0) {
+      if (buffer.length === 0) buffer = new Uint8Array(size);
+      const n = Math.min(size - filled, piece.length);
+      buffer.set(piece.subarray(0, n), filled);
+      filled += n;
+      piece = piece.subarray(n);
+      if (filled === size) {
+        yield buffer;
+        buffer = new Uint8Array(0); // the consumer may keep the yielded piece
+        filled = 0;
+      }
+    }
   }
+  if (filled > 0) yield buffer.subarray(0, filled);
 }

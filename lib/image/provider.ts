@@ -6,6 +6,8 @@
  * @module
  */
 
+import { dataLoss } from "../content/_data_loss.ts";
+import { Sha256Stream } from "../content/digest.ts";
 import { readAllContent, readContent } from "../content/read.ts";
 import type { ContainerdClient } from "../grpc/connection.ts";
 import type { OciDescriptor } from "../oci/types.ts";
@@ -16,6 +18,17 @@ export interface ReadBlobOptions {
   maxBytes: number;
   /** Cancels the read. */
   signal?: AbortSignal;
+}
+
+/** Options of {@linkcode BlobProvider.openBlob}. */
+export interface OpenBlobOptions {
+  /** Cancels the read. */
+  signal?: AbortSignal;
+  /**
+   * The first byte to send (resuming an interrupted ingest).
+   * @default {0}
+   */
+  offset?: number;
 }
 
 /** A source of image blobs, addressed by descriptor. */
@@ -30,11 +43,15 @@ export interface BlobProvider {
    */
   readBlob(desc: OciDescriptor, options: ReadBlobOptions): Promise<Uint8Array>;
   /**
-   * Streams a blob (a layer) as it is stored, compressed or not.
+   * Streams a blob (a layer) as it is stored, compressed or not, from
+   * `offset` on. Read from offset 0, the stream is verified against the
+   * descriptor's size and digest and fails at its end when they differ; from
+   * a later offset only the size can be checked (the content store verifies
+   * the digest of the whole blob when the ingest is committed).
    *
    * @returns The blob's chunks, in order.
    */
-  openBlob(desc: OciDescriptor, options: { signal?: AbortSignal }): AsyncIterable<Uint8Array>;
+  openBlob(desc: OciDescriptor, options: OpenBlobOptions): AsyncIterable<Uint8Array>;
 }
 
 /**
@@ -61,8 +78,25 @@ export function contentStoreProvider(client: ContainerdClient): BlobProvider {
     readBlob(desc, { maxBytes, signal }) {
       return readAllContent(client, desc.digest, { maxBytes, verify: true, signal });
     },
-    openBlob(desc, { signal }) {
-      return readContent(client, desc.digest, { signal });
+    async *openBlob(desc, { signal, offset = 0 }) {
+      const hash = offset === 0 ? new Sha256Stream() : undefined;
+      let size = offset;
+      for await (const chunk of readContent(client, desc.digest, { signal, offset })) {
+        hash?.update(chunk);
+        size += chunk.length;
+        yield chunk;
+      }
+      if (size !== desc.size) {
+        throw dataLoss(
+          "Content.Read",
+          desc.digest,
+          `${size} bytes, the descriptor says ${desc.size}`,
+        );
+      }
+      const actual = hash?.digest();
+      if (actual && actual !== desc.digest) {
+        throw dataLoss("Content.Read", desc.digest, `the blob hashes to ${actual}`);
+      }
     },
   };
 }

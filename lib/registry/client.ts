@@ -11,9 +11,8 @@
  *
  * Authentication answers the registry's challenge (see lib/registry/auth.ts)
  * with the `registryAuth` credentials, else those of Docker's config.json. 408, 429, 5xx answers and dropped
- * connections are retried with backoff. Not yet here (issue 10, next):
- * stall detection with Range
- * resume, custom CAs and mirrors.
+ * connections are retried with backoff; a blob download that stalls or
+ * drops is resumed with a `Range` request from the byte it reached.
  *
  * @module
  */
@@ -29,6 +28,7 @@ import type { OciDescriptor } from "../oci/types.ts";
 import { AuthFailure, Authorizer, parseChallenge, type RegistryCredentials } from "./auth.ts";
 import { dockerCredentials } from "./docker_config.ts";
 import { RegistryError } from "./errors.ts";
+import { mediaTypeOf, reachError, readBody, registryCerts, responseError, where } from "./_http.ts";
 
 /** The Accept header of manifest requests: OCI and Docker manifests and indexes, then anything. */
 export const MANIFEST_ACCEPT: string = [...MANIFEST_TYPES, ...INDEX_TYPES, "*/*"].join(", ");
@@ -70,6 +70,37 @@ export interface RegistryClientOptions {
    * @default {500}
    */
   retryDelayMs?: number;
+  /**
+   * A blob download that receives no bytes for this long is abandoned and
+   * requested again from where it stopped (`Range: bytes=N-`), as is one
+   * whose connection drops; at most `attempts` times per blob.
+   * @default {30000}
+   */
+  stallTimeoutMs?: number;
+  /**
+   * PEM certificates of CAs to trust for HTTPS registries, besides the
+   * system's (e.g. the contents of `registry.ca`).
+   * @default {[]}
+   */
+  caCerts?: readonly string[];
+  /**
+   * A directory of per-registry certificates as Docker and containerd lay
+   * them out: `<dir>/<host:port>/*.crt` (or `<dir>/<host>/*.crt`), e.g.
+   * `/etc/docker/certs.d` or `/etc/containerd/certs.d`.
+   */
+  certsDir?: string;
+  /** Called when a blob download is resumed after a stall or a dropped connection. */
+  onBlobRetry?: (event: BlobRetryEvent) => void;
+}
+
+/** What {@linkcode RegistryClientOptions.onBlobRetry} is told. */
+export interface BlobRetryEvent {
+  /** The blob's digest. */
+  digest: string;
+  /** The byte the download resumes from. */
+  offset: number;
+  /** Why, e.g. `no data for 30000 ms at byte 1048576`. */
+  reason: string;
 }
 
 /** Statuses worth another attempt: timeouts, rate limits and server errors. */
@@ -98,6 +129,11 @@ export class RegistryClient {
   #auth: Authorizer;
   #attempts: number;
   #retryDelayMs: number;
+  #stallTimeoutMs: number;
+  #onRetry: RegistryClientOptions["onBlobRetry"];
+  #caCerts: readonly string[];
+  #certsDir: string | undefined;
+  #httpClients = new Map<string, Deno.HttpClient | undefined>();
 
   /** A client; it holds no connection until the first request. */
   constructor(options: RegistryClientOptions = {}) {
@@ -112,6 +148,15 @@ export class RegistryClient {
         `Cannot use retryDelayMs ${options.retryDelayMs}: expected a number >= 0`,
       );
     }
+    this.#stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
+    if (!(this.#stallTimeoutMs > 0) || this.#stallTimeoutMs > 2 ** 31 - 1) {
+      throw new RangeError(
+        `Cannot use stallTimeoutMs ${options.stallTimeoutMs}: expected 1 to ${2 ** 31 - 1}`,
+      );
+    }
+    this.#onRetry = options.onBlobRetry;
+    this.#caCerts = options.caCerts ?? [];
+    this.#certsDir = options.certsDir;
     const creds = options.registryAuth ?? {};
     const configDir = options.dockerConfigDir;
     this.#auth = new Authorizer((registry) => {
@@ -128,6 +173,21 @@ export class RegistryClient {
       (Array.isArray(this.#plainHttp) && (this.#plainHttp.includes(registry) ||
         this.#plainHttp.includes(host)));
     return `${plain ? "http" : "https"}://${registry}/v2/`;
+  }
+
+  /** The HTTP client for a registry: the default one unless extra CAs apply. */
+  #httpClient(registry: string): Deno.HttpClient | undefined {
+    if (this.#httpClients.has(registry)) return this.#httpClients.get(registry);
+    const certs = [...this.#caCerts, ...registryCerts(this.#certsDir, registry)];
+    const client = certs.length > 0 ? Deno.createHttpClient({ caCerts: certs }) : undefined;
+    this.#httpClients.set(registry, client);
+    return client;
+  }
+
+  /** Closes the HTTP clients made for custom CAs. */
+  close(): void {
+    for (const client of this.#httpClients.values()) client?.close();
+    this.#httpClients.clear();
   }
 
   /**
@@ -206,11 +266,11 @@ export class RegistryClient {
    */
   blobProvider(ref: string | ImageReference): BlobProvider {
     const reference = typeof ref === "string" ? parseReference(ref) : ref;
-    const open = (desc: OciDescriptor, signal?: AbortSignal): AsyncIterable<Uint8Array> =>
-      this.#openBlob(reference, desc, signal);
+    const open = (desc: OciDescriptor, signal?: AbortSignal, offset = 0) =>
+      this.#openBlob(reference, desc, signal, offset);
     return {
       description: `registry ${reference.registry}, repository ${reference.repository}`,
-      openBlob: (desc, { signal }) => open(desc, signal),
+      openBlob: (desc, { signal, offset }) => open(desc, signal, offset),
       async readBlob(desc: OciDescriptor, { maxBytes, signal }: ReadBlobOptions) {
         if (desc.size > maxBytes) {
           throw new RangeError(
@@ -228,35 +288,104 @@ export class RegistryClient {
     reference: ImageReference,
     desc: OciDescriptor,
     signal: AbortSignal | undefined,
+    offset: number,
   ): AsyncGenerator<Uint8Array> {
     const kind = mediaTypeKind(desc.mediaType);
-    const path = `${
-      kind === "manifest" || kind === "index" ? "manifests" : "blobs"
-    }/${desc.digest}`;
-    const headers = { Accept: kind === "manifest" || kind === "index" ? desc.mediaType : "*/*" };
-    const res = await this.#request(reference, path, "GET", headers, signal);
-    const fail = (details: string) =>
+    const isDocument = kind === "manifest" || kind === "index";
+    const path = `${isDocument ? "manifests" : "blobs"}/${desc.digest}`;
+    const fail = (details: string, code?: string) =>
       new RegistryError({
         ...where(reference),
         status: 0,
+        code,
         details: `blob ${desc.digest}: ${details}`,
       });
-    const hash = new Sha256Stream();
-    let received = 0;
-    for await (const chunk of res.body ?? []) {
-      received += chunk.length;
-      if (received > desc.size) {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > desc.size) {
+      throw new RangeError(
+        `Cannot read ${desc.digest} from offset ${offset}: its size is ${desc.size}`,
+      );
+    }
+    // Read from 0, the bytes are hashed; from a later offset the content store
+    // verifies the digest of the whole blob at commit.
+    const hash = offset === 0 ? new Sha256Stream() : undefined;
+    let position = offset;
+    let interruptions = 0;
+    while (position < desc.size || (position === 0 && desc.size === 0)) {
+      const headers: Record<string, string> = { Accept: isDocument ? desc.mediaType : "*/*" };
+      if (position > 0) headers.Range = `bytes=${position}-`;
+      const attempt = new AbortController();
+      const both = signal ? AbortSignal.any([signal, attempt.signal]) : attempt.signal;
+      const res = await this.#request(reference, path, "GET", headers, both);
+      let skip = 0;
+      if (position > 0 && res.status !== 206) skip = position; // the Range was ignored
+      const reader = res.body?.getReader();
+      if (!reader) throw fail("the registry sent no body");
+      let interrupted: string | undefined;
+      try {
+        while (true) {
+          const next = await this.#readOrStall(reader, attempt, signal);
+          if (next === "stalled") {
+            interrupted = `no data for ${this.#stallTimeoutMs} ms at byte ${position}`;
+            break;
+          }
+          if (next instanceof Error) {
+            interrupted = `the connection dropped at byte ${position}: ${errorMessage(next)}`;
+            break;
+          }
+          if (next.done) break;
+          let chunk = next.value;
+          if (skip > 0) {
+            const n = Math.min(skip, chunk.length);
+            skip -= n;
+            chunk = chunk.subarray(n);
+            if (chunk.length === 0) continue;
+          }
+          if (position + chunk.length > desc.size) {
+            throw fail(`more than the ${desc.size} bytes its descriptor says`, "SIZE_INVALID");
+          }
+          hash?.update(chunk);
+          position += chunk.length;
+          yield chunk;
+        }
+      } finally {
+        attempt.abort();
+        reader.releaseLock();
         await res.body?.cancel().catch(() => {});
-        throw fail(`more than the ${desc.size} bytes its descriptor says`);
       }
-      hash.update(chunk);
-      yield chunk;
+      if (interrupted === undefined) break;
+      if (++interruptions >= this.#attempts) {
+        throw fail(`gave up after ${interruptions} interruptions: ${interrupted}`);
+      }
+      this.#onRetry?.({ digest: desc.digest, offset: position, reason: interrupted });
     }
-    if (received !== desc.size) {
-      throw fail(`got ${received} bytes, its descriptor says ${desc.size}`);
+    if (position !== desc.size) {
+      throw fail(`got ${position} bytes, its descriptor says ${desc.size}`, "SIZE_INVALID");
     }
-    const actual = hash.digest();
-    if (actual !== desc.digest) throw fail(`the bytes received hash to ${actual}`);
+    const actual = hash?.digest();
+    if (actual !== undefined && actual !== desc.digest) {
+      throw fail(`the bytes received hash to ${actual}`, "DIGEST_INVALID");
+    }
+  }
+
+  /** Reads the next chunk; "stalled" when none comes within the stall timeout. */
+  async #readOrStall(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    attempt: AbortController,
+    signal: AbortSignal | undefined,
+  ): Promise<ReadableStreamReadResult<Uint8Array> | "stalled" | Error> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<"stalled">((resolve) => {
+      timer = setTimeout(() => resolve("stalled"), this.#stallTimeoutMs);
+    });
+    try {
+      return await Promise.race([reader.read(), stalled]);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      if (attempt.signal.aborted) return new Error("aborted");
+      return err instanceof Error ? err : new Error(String(err));
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #request(
@@ -273,13 +402,14 @@ export class RegistryClient {
       const all = authorization ? { ...headers, Authorization: authorization } : headers;
       let res: Response;
       try {
-        res = await fetch(url, { method, headers: all, signal });
+        const client = this.#httpClient(reference.registry);
+        res = await fetch(url, { method, headers: all, signal, client });
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         throw new RegistryError({
           ...where(reference),
           status: 0,
-          details: `cannot reach ${url}: ${errorMessage(err)}`,
+          details: reachError(url, reference.registry, err),
           cause: err,
         });
       }
@@ -333,68 +463,4 @@ export class RegistryClient {
       await this.#auth.hasCredentials(reference.registry),
     );
   }
-}
-
-function where(reference: ImageReference): { registry: string; repository: string } {
-  return { registry: reference.registry, repository: reference.repository };
-}
-
-function mediaTypeOf(bytes: Uint8Array): string | undefined {
-  try {
-    const doc = JSON.parse(new TextDecoder().decode(bytes));
-    return typeof doc?.mediaType === "string" ? doc.mediaType : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function readBody(res: Response, max: number, tooLarge: () => Error): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of res.body ?? []) {
-    total += chunk.length;
-    if (total > max) {
-      await res.body?.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(chunk);
-  }
-  return concat(chunks);
-}
-
-/** Turns a refused request into a RegistryError that says what the status means here. */
-async function responseError(
-  reference: ImageReference,
-  path: string,
-  res: Response,
-  hasCredentials: boolean,
-): Promise<RegistryError> {
-  let code: string | undefined;
-  let message = "";
-  if (res.body && res.status !== 204) {
-    try {
-      const body = JSON.parse(await res.text()) as {
-        errors?: { code?: string; message?: string }[];
-      };
-      code = body.errors?.[0]?.code;
-      message = body.errors?.[0]?.message ?? "";
-    } catch {
-      // not a distribution error body
-    }
-  }
-  const [what, target] = path.split("/");
-  const subject = what === "manifests" ? `manifest ${target}` : `blob ${target}`;
-  let details: string;
-  if (res.status === 404) {
-    details = what === "manifests"
-      ? `manifest unknown: ${target} not found`
-      : `blob unknown: ${target} not found`;
-  } else if (res.status === 401 || res.status === 403) {
-    details = hasCredentials
-      ? `unauthorized: ${subject}: credentials for ${reference.registry} were rejected`
-      : `unauthorized: ${subject}: no credentials for ${reference.registry} found`;
-  } else {
-    details = `${subject}: ${message || res.statusText || "request refused"}`;
-  }
-  return new RegistryError({ ...where(reference), status: res.status, code, details });
 }

@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { connect, type ContainerdClient } from "../../lib/grpc/connection.ts";
+import { ContainerdError, isNotFound } from "../../lib/grpc/errors.ts";
+import { pull } from "../../lib/image/pull.ts";
+import type { PullProgress } from "../../lib/image/store.ts";
+import { RegistryError } from "../../lib/registry/errors.ts";
+import { runStep } from "../../lib/step/run.ts";
+import { assertRejects } from "../asserts.ts";
+import { containerdTest, ctr, type HarnessInfo } from "../harness.ts";
+import { busyboxBaseLayer, type ImageSpec, readStaticBusybox } from "../oci_archive.ts";
+import { startRegistry } from "../registry_harness.ts";
+
+/** A busybox image with two more layers, one of them 6 MiB of random bytes. */
+async function multiLayerSpec(): Promise<ImageSpec> {
+  const big = new Uint8Array(6 * 1024 * 1024);
+  for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, i + 65536));
+  return {
+    name: "wfe.test/pulled:1",
+    layers: [
+      busyboxBaseLayer(await readStaticBusybox()),
+      [{ type: "file", path: "/data/random.bin", content: big }],
+      [{ type: "file", path: "/pulled.txt", content: "pulled from the registry\n" }],
+    ],
+  };
+}
+
+/** A fresh namespace on the harness's daemon, removed (with what is in it) afterwards. */
+async function scratchNamespace(h: HarnessInfo): Promise<
+  { name: string; client: ContainerdClient } & AsyncDisposable
+> {
+  const name = `wfe-pull-${crypto.randomUUID().slice(0, 8)}`;
+  const client = await connect(`unix://${h.address}`, { namespace: name });
+  return {
+    name,
+    client,
+    async [Symbol.asyncDispose]() {
+      await clearNamespace(client, h.snapshotter);
+      await client.close();
+    },
+  };
+}
+
+async function clearNamespace(client: ContainerdClient, snapshotter: string): Promise<void> {
+  const { images } = await client.images.list({});
+  for (const image of images) await client.images.delete({ name: image.name, sync: true });
+  const { leases } = await client.leases.list({});
+  for (const lease of leases) await client.leases.delete({ id: lease.id, sync: true });
+  for (let round = 0; round < 10; round++) {
+    const keys: string[] = [];
+    for await (const res of client.snapshots.list({ snapshotter })) {
+      for (const info of res.info) keys.push(info.name);
+    }
+    if (keys.length === 0) break;
+    for (const key of keys) await client.snapshots.remove({ snapshotter, key }).catch(() => {});
+  }
+  const { statuses } = await client.content.listStatuses({});
+  for (const status of statuses) await client.content.abort({ ref: status.ref });
+  await client.namespaces.delete({ name: client.namespace }).catch(() => {});
+}
+
+/** Every blob's labels, by digest. */
+async function contentLabels(
+  client: ContainerdClient,
+): Promise<Map<string, Record<string, string>>> {
+  const out = new Map<string, Record<string, string>>();
+  for await (const res of client.content.list({})) {
+    for (const info of res.info) out.set(info.digest, info.labels);
+  }
+  return out;
+}
+
+async function exists(fn: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+containerdTest(
+  "pull stores an image as ctr images pull does (target, labels, snapshots), it survives GC and a step runs from it",
+  async (h) => {
+    await using registry = await startRegistry();
+    const built = await registry.push(await multiLayerSpec(), "team/pulled", "1");
+    const ref = `${registry.host}/team/pulled:1`;
+    await using ours = await scratchNamespace(h);
+    await using theirs = await scratchNamespace(h);
+
+    const events: PullProgress[] = [];
+    const image = await pull(ours.client, ref, {
+      snapshotter: h.snapshotter,
+      onProgress: (e) => events.push(e),
+    });
+    assert.equal(image.name, ref);
+    assert.equal(image.target.digest, built.manifestDigest);
+    assert.equal(image.fetched, 5, "manifest, config and three layers written");
+    assert.equal(image.existed, 0);
+    for (const digest of built.layerDigests) {
+      const phases = events.filter((e) => e.digest === digest).map((e) => e.phase);
+      assert.ok(phases.includes("downloading"), `${digest}: ${phases}`);
+      assert.equal(phases.at(-1), "done", `${digest}: ${phases}`);
+    }
+
+    await ctr(h.address, ["images", "pull", "--plain-http", "--snapshotter", h.snapshotter, ref], {
+      namespace: theirs.name,
+      timeoutMs: 120_000,
+    });
+    const { image: record } = await ours.client.images.get({ name: ref });
+    const { image: theirRecord } = await theirs.client.images.get({ name: ref });
+    assert.deepEqual(record?.target, theirRecord?.target, "same target descriptor");
+    assert.deepEqual(
+      await contentLabels(ours.client),
+      await contentLabels(theirs.client),
+      "every blob with the same labels (gc refs, distribution source, uncompressed, snapshot)",
+    );
+    for (const key of [image.chainId]) {
+      const a = await ours.client.snapshots.stat({ snapshotter: h.snapshotter, key });
+      const b = await theirs.client.snapshots.stat({ snapshotter: h.snapshotter, key });
+      assert.equal(a.info?.parent, b.info?.parent, "same snapshot chain");
+      assert.deepEqual(a.info?.labels, b.info?.labels);
+    }
+    const { leases } = await ours.client.leases.list({});
+    assert.deepEqual(leases, [], "the pull's lease is gone");
+
+    // Garbage collection (a synchronous lease delete runs it) keeps everything the image holds.
+    await ours.client.leases.create({ id: "gc-trigger" });
+    await ours.client.leases.delete({ id: "gc-trigger", sync: true });
+    for (const digest of [built.manifestDigest, built.configDigest, ...built.layerDigests]) {
+      assert.ok(await exists(() => ours.client.content.info({ digest })), `${digest} kept`);
+    }
+    assert.ok(
+      await exists(() =>
+        ours.client.snapshots.stat({ snapshotter: h.snapshotter, key: image.chainId })
+      ),
+      "top snapshot kept",
+    );
+
+    const result = await runStep({
+      image: ref,
+      run: "cat /pulled.txt; wc -c < /data/random.bin",
+      containerdAddr: h.address,
+      namespace: ours.name,
+      snapshotter: h.snapshotter,
+    });
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal(result.stdout, `pulled from the registry\n${6 * 1024 * 1024}\n`);
+
+    // A second pull finds everything present and fetches nothing.
+    const again = await pull(ours.client, ref, { snapshotter: h.snapshotter });
+    assert.equal(again.fetched, 0);
+    assert.equal(again.existed, 5);
+  },
+);
+
+containerdTest("pull of an unknown tag says manifest unknown and stores nothing", async (h) => {
+  await using registry = await startRegistry();
+  await using ns = await scratchNamespace(h);
+  await assertRejects(
+    () => pull(ns.client, `${registry.host}/team/none:1`, { snapshotter: h.snapshotter }),
+    RegistryError,
+    `registry ${registry.host}, repository team/none: manifest unknown: 1 not found (HTTP 404)`,
+  );
+  const { images } = await ns.client.images.list({});
+  assert.deepEqual(images, []);
+  void ContainerdError;
+});
