@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { connect } from "../lib/grpc/connection.ts";
+import { connect, type ContainerdClient } from "../lib/grpc/connection.ts";
 import { ContainerdError, isNotFound } from "../lib/grpc/errors.ts";
 import { assertRejects } from "./asserts.ts";
 import { ctr, type HarnessInfo } from "./harness.ts";
@@ -45,4 +45,39 @@ export async function importOneLayer(h: HarnessInfo, namespace: string): Promise
     h.snapshotter,
     `${h.dir}/images/one-layer.tar`,
   ], { namespace });
+}
+
+/** A fresh namespace on the harness's daemon, removed (with what is in it) afterwards. */
+export async function scratchNamespace(h: HarnessInfo): Promise<
+  { name: string; client: ContainerdClient } & AsyncDisposable
+> {
+  const name = `wfe-pull-${crypto.randomUUID().slice(0, 8)}`;
+  const client = await connect(`unix://${h.address}`, { namespace: name });
+  return {
+    name,
+    client,
+    async [Symbol.asyncDispose]() {
+      await clearNamespace(client, h.snapshotter);
+      await client.close();
+    },
+  };
+}
+
+/** Deletes images, leases, snapshots and ingests of the client's namespace, then the namespace. */
+export async function clearNamespace(client: ContainerdClient, snapshotter: string): Promise<void> {
+  const { images } = await client.images.list({});
+  for (const image of images) await client.images.delete({ name: image.name, sync: true });
+  const { leases } = await client.leases.list({});
+  for (const lease of leases) await client.leases.delete({ id: lease.id, sync: true });
+  for (let round = 0; round < 10; round++) {
+    const keys: string[] = [];
+    for await (const res of client.snapshots.list({ snapshotter })) {
+      for (const info of res.info) keys.push(info.name);
+    }
+    if (keys.length === 0) break;
+    for (const key of keys) await client.snapshots.remove({ snapshotter, key }).catch(() => {});
+  }
+  const { statuses } = await client.content.listStatuses({});
+  for (const status of statuses) await client.content.abort({ ref: status.ref });
+  await client.namespaces.delete({ name: client.namespace }).catch(() => {});
 }

@@ -32,6 +32,8 @@ export interface TarHeader {
   mode: number;
   /** True for GNU sparse files (old `S` entries or PAX `GNU.sparse.*` records). */
   sparse: boolean;
+  /** Where the entry's data starts in the (uncompressed) archive, in bytes. */
+  offset: number;
 }
 
 /** A tar entry yielded by {@linkcode readTar}. */
@@ -321,6 +323,7 @@ export async function* readTar(
         size,
         mode: parseNumber(block, 100, 8, "mode"),
         sparse,
+        offset: reader.offset,
         bytes: async (): Promise<Uint8Array> => {
           if (expired) throw new Error(`tar: ${rawPath}: data read after moving to the next entry`);
           if (consumed) throw new Error(`tar: ${rawPath}: data already read`);

@@ -319,7 +319,7 @@ export async function storeImage(
     }
     await Promise.all(downloads);
 
-    await saveImageRecord(leased, name, resolved.target, signal);
+    await saveImageRecord(leased, name, target, signal);
     return { name, ...resolved, snapshotter, fetched, existed, bytes };
   }, { labels: { [LABELS.pull]: name.slice(0, 200) } });
 }
@@ -331,10 +331,8 @@ async function saveImageRecord(
   target: OciDescriptor,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const image = {
-    name,
-    target: { mediaType: target.mediaType, digest: target.digest, size: target.size },
-  };
+  const { mediaType, digest, size, annotations } = target;
+  const image = { name, target: { mediaType, digest, size, annotations: annotations ?? {} } };
   try {
     await client.images.create({ image }, { signal });
   } catch (err) {

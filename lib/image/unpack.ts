@@ -105,7 +105,7 @@ export async function unpackLayer(
       });
     }
     try {
-      await client.snapshots.commit({ snapshotter, name: chainId, key, labels }, { signal });
+      await client.snapshots.commit({ snapshotter, name: chainId, key }, { signal });
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
       await removeQuietly(client, snapshotter, key); // another unpack committed it first

@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
-import { connect, type ContainerdClient } from "../../lib/grpc/connection.ts";
+import type { ContainerdClient } from "../../lib/grpc/connection.ts";
 import { ContainerdError, isNotFound } from "../../lib/grpc/errors.ts";
 import { pull } from "../../lib/image/pull.ts";
 import type { PullProgress } from "../../lib/image/store.ts";
 import { RegistryError } from "../../lib/registry/errors.ts";
 import { runStep } from "../../lib/step/run.ts";
 import { assertRejects } from "../asserts.ts";
-import { containerdTest, ctr, type HarnessInfo } from "../harness.ts";
+import { containerdTest, ctr } from "../harness.ts";
+import { scratchNamespace } from "../daemon_helpers.ts";
 import { busyboxBaseLayer, type ImageSpec, readStaticBusybox } from "../oci_archive.ts";
 import { startRegistry } from "../registry_harness.ts";
 
@@ -22,40 +23,6 @@ async function multiLayerSpec(): Promise<ImageSpec> {
       [{ type: "file", path: "/pulled.txt", content: "pulled from the registry\n" }],
     ],
   };
-}
-
-/** A fresh namespace on the harness's daemon, removed (with what is in it) afterwards. */
-async function scratchNamespace(h: HarnessInfo): Promise<
-  { name: string; client: ContainerdClient } & AsyncDisposable
-> {
-  const name = `wfe-pull-${crypto.randomUUID().slice(0, 8)}`;
-  const client = await connect(`unix://${h.address}`, { namespace: name });
-  return {
-    name,
-    client,
-    async [Symbol.asyncDispose]() {
-      await clearNamespace(client, h.snapshotter);
-      await client.close();
-    },
-  };
-}
-
-async function clearNamespace(client: ContainerdClient, snapshotter: string): Promise<void> {
-  const { images } = await client.images.list({});
-  for (const image of images) await client.images.delete({ name: image.name, sync: true });
-  const { leases } = await client.leases.list({});
-  for (const lease of leases) await client.leases.delete({ id: lease.id, sync: true });
-  for (let round = 0; round < 10; round++) {
-    const keys: string[] = [];
-    for await (const res of client.snapshots.list({ snapshotter })) {
-      for (const info of res.info) keys.push(info.name);
-    }
-    if (keys.length === 0) break;
-    for (const key of keys) await client.snapshots.remove({ snapshotter, key }).catch(() => {});
-  }
-  const { statuses } = await client.content.listStatuses({});
-  for (const status of statuses) await client.content.abort({ ref: status.ref });
-  await client.namespaces.delete({ name: client.namespace }).catch(() => {});
 }
 
 /** Every blob's labels, by digest. */
