@@ -104,8 +104,22 @@ export {
 export {
   type BlobProvider,
   contentStoreProvider,
+  type OpenBlobOptions,
   type ReadBlobOptions,
 } from "./lib/image/provider.ts";
+export { type StoredImage, storeImage, type StoreImageOptions } from "./lib/image/store.ts";
+export {
+  labelUnpacked,
+  type UnpackLayer,
+  unpackLayer,
+  type UnpackLayerOptions,
+} from "./lib/image/unpack.ts";
+export {
+  type ArchivedImage,
+  type ImageArchive,
+  openImageArchive,
+  type OpenImageArchiveOptions,
+} from "./lib/archive/image_archive.ts";
 export {
   buildSpec,
   DEFAULT_CAPABILITIES,
@@ -188,7 +202,7 @@ export { logMatcher } from "./lib/service/readiness.ts";
 export { MIN_MEMORY_BYTES, parseCpu, parseMemory } from "./lib/step/config.ts";
 export { STEP_FILE_KEYS } from "./lib/step/file.ts";
 export { buildOutputData, OutputParser, type OutputParserOptions } from "./lib/step/outputs.ts";
-export { buildStepSpec, ensureImage, stepSpec } from "./lib/step/run.ts";
+export { buildStepSpec, ensureStepImage, stepSpec } from "./lib/step/run.ts";
 export * from "./proto/gen/types.ts";
 export {
   type LayerSource,
@@ -197,6 +211,7 @@ export {
 } from "./lib/archive/layered.ts";
 export { readTar, type TarEntryType, type TarHeader, type TarItem } from "./lib/archive/tar.ts";
 export {
+  type BlobRetryEvent,
   MANIFEST_ACCEPT,
   MAX_MANIFEST_BYTES,
   RegistryClient,

@@ -43,6 +43,12 @@
 
 // Steps
 export { runStep, type RunStepOptions, type StepResult } from "./lib/step/run.ts";
+export { pull, type PulledImage, type PullOptions } from "./lib/image/pull.ts";
+export { importImages, type ImportImagesOptions, type ImportResult } from "./lib/image/import.ts";
+export { ensureImage, type EnsureImageOptions } from "./lib/image/policy.ts";
+export type { PullPhase, PullProgress, StoredImage } from "./lib/image/store.ts";
+export { RegistryClient, type RegistryClientOptions } from "./lib/registry/client.ts";
+export { RegistryError } from "./lib/registry/errors.ts";
 export {
   type NetworkMode,
   type PullPolicy,

@@ -25,7 +25,7 @@ import { newContainerId } from "../lib/runtime/task.ts";
 import { type StepConfig, validateStepConfig } from "../lib/step/config.ts";
 import { StepError, StepTimeoutError } from "../lib/step/errors.ts";
 import { parseVolume, readStepFile } from "../lib/step/file.ts";
-import { ensureImage, runStep, type StepResult, stepSpec } from "../lib/step/run.ts";
+import { ensureStepImage, runStep, type StepResult, stepSpec } from "../lib/step/run.ts";
 
 /** The step flags of `run` and `spec`, as commander parses them. */
 export interface StepFlags {
@@ -388,7 +388,7 @@ export function registerSpec(program: Command<[], Record<string, unknown>>, cli:
         address: config.containerdAddr,
         namespace: config.namespace,
       });
-      const image = await ensureImage(client, step, undefined);
+      const image = await ensureStepImage(client, step, {});
       const result = await stepSpec(client, step, image, newContainerId(step.stepName));
       out(JSON.stringify(result, null, 2) + "\n");
     });

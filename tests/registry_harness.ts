@@ -14,6 +14,8 @@ export interface TestRegistry extends AsyncDisposable {
   host: string;
   /** The registry's process id. */
   pid: number;
+  /** Where the registry keeps blobs: `<blobDir>/sha256/<2 hex>/<hex>/data`. */
+  blobDir: string;
   /** Builds an image and pushes it as `<host>/<repository>:<tag>`; returns its digests. */
   push(spec: ImageSpec, repository: string, tag: string): Promise<BuiltImage>;
   /** Stops the registry (SIGTERM, then SIGKILL) and removes its storage. */
@@ -117,6 +119,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   return {
     host,
     pid: child.pid,
+    blobDir: `${dir}/data/docker/registry/v2/blobs`,
     async push(spec, repository, tag) {
       const [user, password] = Object.entries(options.tokenAuth?.users ?? {})[0] ?? [];
       const built = await buildImage(spec);

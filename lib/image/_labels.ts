@@ -85,7 +85,11 @@ export async function blobExists(
   client: ContainerdClient,
   digest: string,
   signal: AbortSignal | undefined,
+  leaseId?: string,
 ): Promise<boolean> {
+  // Held by the lease first: a blob that only exists could otherwise be
+  // collected (its last image deleted) between this check and its use.
+  if (leaseId) await holdResource(client, leaseId, digest, "content", signal);
   try {
     await client.content.info({ digest }, { signal });
     return true;
@@ -93,4 +97,15 @@ export async function blobExists(
     if (isNotFound(err)) return false;
     throw err;
   }
+}
+
+/** Adds a blob (`content`) or snapshot (`snapshots/<snapshotter>`) to a lease. */
+export async function holdResource(
+  client: ContainerdClient,
+  leaseId: string,
+  id: string,
+  type: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  await client.leases.addResource({ id: leaseId, resource: { id, type } }, { signal });
 }

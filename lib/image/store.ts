@@ -23,7 +23,14 @@ import { defaultSnapshotter } from "../runtime/task.ts";
 import { type ResolvedManifest, resolveManifest } from "./manifest.ts";
 import type { BlobProvider } from "./provider.ts";
 import { labelUnpacked, unpackLayer } from "./unpack.ts";
-import { blobExists, childLabels, documentChildren, ensureLabels, ingestRef } from "./_labels.ts";
+import {
+  blobExists,
+  childLabels,
+  documentChildren,
+  ensureLabels,
+  holdResource,
+  ingestRef,
+} from "./_labels.ts";
 
 /** Where a blob is on its way into containerd. */
 export type PullPhase =
@@ -154,13 +161,14 @@ export async function storeImage(
   const sourceLabels = (): Record<string, string> =>
     source ? { [`${DISTRIBUTION_SOURCE_PREFIX}${source.host}`]: source.repository } : {};
 
-  return await withLease(client, async (leased) => {
+  return await withLease(client, async (leased, leaseId) => {
     // Documents: from the store when present, else from the provider.
     const seen = new Map<string, Document>();
     const recorder: BlobProvider = {
       description: provider.description,
       async readBlob(desc, opts) {
         try {
+          await holdResource(leased, leaseId, desc.digest, "content", opts.signal);
           const bytes = await readAllContent(leased, desc.digest, { ...opts, verify: true });
           seen.set(desc.digest, { desc, bytes, fetched: false });
           return bytes;
@@ -183,7 +191,7 @@ export async function storeImage(
     const configDesc = resolved.manifest.config;
     let config = seen.get(configDesc.digest);
     if (!config) { // the parsed config came from the in-memory cache
-      config = await blobExists(leased, configDesc.digest, signal)
+      config = await blobExists(leased, configDesc.digest, signal, leaseId)
         ? { desc: configDesc, fetched: false }
         : {
           desc: configDesc,
@@ -243,7 +251,7 @@ export async function storeImage(
       else running--;
     };
     const fetchLayer = async (layer: OciDescriptor): Promise<void> => {
-      if (await blobExists(leased, layer.digest, inner)) {
+      if (await blobExists(leased, layer.digest, inner, leaseId)) {
         existed++;
         if (source) await ensureLabels(leased, layer.digest, {}, source, inner);
         report("layer", layer, "exists");
@@ -296,6 +304,8 @@ export async function storeImage(
       }
     };
     const downloads = layers.map((layer) => fetchLayer(layer));
+    // Failures are awaited in order below; until then they are not "unhandled".
+    for (const download of downloads) download.catch(() => {});
     try {
       for (let i = 0; i < layers.length; i++) {
         await downloads[i];
@@ -306,7 +316,7 @@ export async function storeImage(
           diffId: resolved.diffIds[i],
           parent: i === 0 ? "" : chain[i - 1],
           chainId: chain[i],
-        }, { snapshotter, signal });
+        }, { snapshotter, signal, leaseId });
         report("layer", layers[i], "done");
       }
       if (unpack) {

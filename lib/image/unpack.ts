@@ -31,6 +31,8 @@ export interface UnpackLayerOptions {
   snapshotter: string;
   /** Cancels the calls. */
   signal?: AbortSignal;
+  /** A lease to add an existing snapshot to, so it cannot be collected while in use. */
+  leaseId?: string;
 }
 
 /** A key for an extraction snapshot, unique enough to never collide (containerd's format). */
@@ -76,8 +78,14 @@ export async function unpackLayer(
   step: UnpackLayer,
   options: UnpackLayerOptions,
 ): Promise<"exists" | "unpacked"> {
-  const { snapshotter, signal } = options;
+  const { snapshotter, signal, leaseId } = options;
   const { layer, diffId, parent, chainId } = step;
+  if (leaseId) {
+    await client.leases.addResource({
+      id: leaseId,
+      resource: { id: chainId, type: `snapshots/${snapshotter}` },
+    }, { signal });
+  }
   if (await snapshotExists(client, snapshotter, chainId, signal)) return "exists";
   const labels = { [SNAPSHOT_REF_LABEL]: chainId };
   let key = "";

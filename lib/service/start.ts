@@ -25,7 +25,9 @@ import {
   waitReady,
 } from "./readiness.ts";
 import { type PullPolicy, validateStepConfig } from "../step/config.ts";
-import { buildStepSpec, ensureImage } from "../step/run.ts";
+import type { PullProgress } from "../image/store.ts";
+import type { RegistryClient, RegistryClientOptions } from "../registry/client.ts";
+import { buildStepSpec, ensureStepImage } from "../step/run.ts";
 import type { RuncOptions } from "../../proto/gen/types.ts";
 
 /** Options of {@linkcode runService}. */
@@ -50,8 +52,12 @@ export interface RunServiceOptions {
   host?: string;
   /** Readiness; `false` returns as soon as the task has started. */
   readiness?: ReadinessOptions | false;
-  /** Pull policy (pulling arrives with its own release). @default {"if-not-present"} */
+  /** Pull policy. @default {"if-not-present"} */
   pull?: PullPolicy;
+  /** Registry access for pulls, or a registry client to share. */
+  registry?: RegistryClient | RegistryClientOptions;
+  /** Progress of a pull the pull policy causes. */
+  onPullProgress?: (event: PullProgress) => void;
   /** Base directory of the output files (kept until cleanupService); defaults to `WFE_IO_DIR`. */
   ioDir?: string;
   /** A connected client to use (and leave open). */
@@ -187,7 +193,7 @@ async function start(
   } catch (err) {
     if (!(err instanceof ContainerdError) || err.code !== GrpcCode.NOT_FOUND) throw err;
   }
-  const resolved = await ensureImage(client, step, signal);
+  const resolved = await ensureStepImage(client, step, options);
   const imageConfig: ImageProcessConfig = { ...resolved.config.config };
   if (options.command) {
     imageConfig.Entrypoint = options.command;

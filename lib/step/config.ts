@@ -11,8 +11,8 @@ import type { Init } from "../grpc/rpc.ts";
 import type { BindMount } from "../oci/spec.ts";
 import type { RuncOptions } from "../../proto/gen/types.ts";
 
-/** Image pull policy. Pulling itself arrives with its own release. */
-export type PullPolicy = "if-not-present" | "always" | "never";
+import type { PullPolicy } from "../image/policy.ts";
+export type { PullPolicy };
 
 /** Network mode of a step. */
 export type NetworkMode = "none" | "host";
@@ -46,8 +46,9 @@ export interface StepConfig {
   /** CPU limit in cores, e.g. `"1.5"` or `0.5`. */
   cpu?: string | number;
   /**
-   * Image pull policy: `"never"` skips the presence check; the others fail
-   * when the image is missing (pulling arrives with its own release).
+   * Image pull policy: `"if-not-present"` pulls a missing image,
+   * `"always"` asks the registry every time (fetching only what changed),
+   * `"never"` uses only what is stored.
    * @default {"if-not-present"}
    */
   pull?: PullPolicy;

@@ -7,10 +7,11 @@
 
 import { timeoutOrAbort } from "../_util/async.ts";
 import { type ContainerdClient, withClient } from "../grpc/connection.ts";
-import { ContainerdError, GrpcCode } from "../grpc/errors.ts";
 import { readImagePasswdGroup } from "../image/files.ts";
-import { imageExists, type ResolvedImage, resolveImage } from "../image/resolve.ts";
-import { imageNameCandidates } from "../oci/reference.ts";
+import { ensureImage } from "../image/policy.ts";
+import type { ResolvedImage } from "../image/resolve.ts";
+import type { PullProgress } from "../image/store.ts";
+import type { RegistryClient, RegistryClientOptions } from "../registry/client.ts";
 import {
   buildSpec,
   type ImageProcessConfig,
@@ -52,6 +53,13 @@ export interface RunStepOptions {
   onStderr?: (line: string) => void;
   /** Base directory of the capture files; defaults to `WFE_IO_DIR`, else the system temp dir. */
   ioDir?: string;
+  /**
+   * Registry access for pulls (credentials as wfe's `registryAuth`, plain
+   * HTTP hosts, CAs), or a registry client to share.
+   */
+  registry?: RegistryClient | RegistryClientOptions;
+  /** Progress of a pull the step's pull policy causes. */
+  onPullProgress?: (event: PullProgress) => void;
 }
 
 /** What a finished step produced. */
@@ -127,35 +135,20 @@ export async function runStep(
   );
 }
 
-/**
- * Checks the image is present (unless `pull` is `"never"`) and resolves it
- * (manifest for the platform, config, chain ID).
- */
-export async function ensureImage(
+/** Ensures the step's image as its pull policy says (pulling when needed) and resolves it. */
+export async function ensureStepImage(
   client: ContainerdClient,
   step: ValidatedStep,
-  signal: AbortSignal | undefined,
+  options: Pick<RunStepOptions, "registry" | "onPullProgress" | "signal">,
 ): Promise<ResolvedImage> {
-  if (step.pull === "always") {
-    throw new TypeError(
-      "Cannot use pull 'always' yet: pulling images arrives with its own release; use " +
-        "'if-not-present' or 'never' with an image already in containerd",
-    );
-  }
-  if (step.pull === "if-not-present") {
-    const found = await imageExists(client, step.image);
-    if (!found) {
-      throw new ContainerdError({
-        code: GrpcCode.NOT_FOUND,
-        method: "runStep",
-        details: `image '${step.image}' is not in namespace '${client.namespace}' (tried ` +
-          `${imageNameCandidates(step.image).join(", ")}); import it first, e.g. ` +
-          `\`ctr -n ${client.namespace} images import <archive>\` (pulling arrives with its own release)`,
-      });
-    }
-  }
-  signal?.throwIfAborted();
-  return await resolveImage(client, step.image, { platform: step.platform, signal });
+  return await ensureImage(client, step.image, {
+    policy: step.pull,
+    platform: step.platform,
+    snapshotter: step.snapshotter,
+    registry: options.registry,
+    onProgress: options.onPullProgress,
+    signal: options.signal,
+  });
 }
 
 /**
@@ -233,7 +226,7 @@ async function runOn(
   started: number,
 ): Promise<StepResult> {
   const signal = options.signal;
-  const image = await ensureImage(client, step, signal);
+  const image = await ensureStepImage(client, step, options);
   const containerId = newContainerId(step.stepName);
   const spec = await stepSpec(client, step, image, containerId);
   const snapshotter = step.snapshotter ?? await defaultSnapshotter(client);

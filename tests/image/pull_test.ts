@@ -133,3 +133,156 @@ containerdTest("pull of an unknown tag says manifest unknown and stores nothing"
   assert.deepEqual(images, []);
   void ContainerdError;
 });
+
+containerdTest(
+  "runStep() pull policies: if-not-present pulls a missing image, always follows a moved tag, never names the fix",
+  async (h) => {
+    await using registry = await startRegistry();
+    const spec = await multiLayerSpec();
+    await registry.push(spec, "team/policy", "1");
+    const ref = `${registry.host}/team/policy:1`;
+    await using ns = await scratchNamespace(h);
+    const step = (pull: "if-not-present" | "always" | "never", run: string) =>
+      runStep({
+        image: ref,
+        run,
+        pull,
+        containerdAddr: h.address,
+        namespace: ns.name,
+        snapshotter: h.snapshotter,
+      });
+
+    const missing = await assertRejects(
+      () => step("never", "true"),
+      ContainerdError,
+      `and the pull policy is 'never'; pull it first (\`wfe-containerd -n ${ns.name} images pull ${ref}\`)`,
+    );
+    assert.ok(isNotFound(missing));
+
+    const pulled: PullProgress[] = [];
+    const first = await runStep({
+      image: ref,
+      run: "cat /pulled.txt",
+      containerdAddr: h.address,
+      namespace: ns.name,
+      snapshotter: h.snapshotter,
+    }, { onPullProgress: (e) => pulled.push(e) });
+    assert.equal(first.stdout, "pulled from the registry\n");
+    assert.ok(pulled.some((e) => e.phase === "downloading"), "if-not-present pulled");
+
+    // The tag moves to a new image: if-not-present keeps the stored one, always follows.
+    await registry.push(
+      {
+        ...spec,
+        layers: [
+          ...spec.layers.slice(0, 2),
+          [{ type: "file", path: "/pulled.txt", content: "the tag moved\n" }],
+        ],
+      },
+      "team/policy",
+      "1",
+    );
+    assert.equal(
+      (await step("if-not-present", "cat /pulled.txt")).stdout,
+      "pulled from the registry\n",
+    );
+    assert.equal((await step("always", "cat /pulled.txt")).stdout, "the tag moved\n");
+    assert.equal((await step("never", "cat /pulled.txt")).stdout, "the tag moved\n");
+  },
+);
+
+containerdTest(
+  "pull of a corrupted blob fails with a digest error and commits nothing",
+  async (h) => {
+    await using registry = await startRegistry();
+    const built = await registry.push(await multiLayerSpec(), "team/corrupt", "1");
+    const big = built.layerDigests[1];
+    const hex = big.slice("sha256:".length);
+    const path = `${registry.blobDir}/sha256/${hex.slice(0, 2)}/${hex}/data`;
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length >> 1] ^= 0xff; // same size, other bytes
+    await Deno.writeFile(path, bytes);
+    await using ns = await scratchNamespace(h);
+    await assertRejects(
+      () => pull(ns.client, `${registry.host}/team/corrupt:1`, { snapshotter: h.snapshotter }),
+      RegistryError,
+      `blob ${big}: the bytes received hash to sha256:`,
+    );
+    assert.equal(await exists(() => ns.client.content.info({ digest: big })), false);
+    const { statuses } = await ns.client.content.listStatuses({});
+    assert.deepEqual(statuses.map((s) => s.ref), [], "the bad ingest was dropped");
+    assert.deepEqual((await ns.client.images.list({})).images, []);
+  },
+);
+
+containerdTest(
+  "an interrupted pull leaves a resumable ingest and no image; a rerun resumes it",
+  async (h) => {
+    await using registry = await startRegistry();
+    const built = await registry.push(await multiLayerSpec(), "team/resume", "1");
+    const big = built.layerDigests[1];
+    const ref = `${registry.host}/team/resume:1`;
+    await using ns = await scratchNamespace(h);
+    const stop = new AbortController();
+    await assertRejects(
+      () =>
+        pull(ns.client, ref, {
+          snapshotter: h.snapshotter,
+          signal: stop.signal,
+          onProgress: (e) => {
+            if (e.digest === big && e.phase === "downloading" && e.done >= 1024 * 1024) {
+              stop.abort(new Error("interrupted on purpose"));
+            }
+          },
+        }),
+      Error,
+      "interrupted on purpose",
+    );
+    assert.deepEqual((await ns.client.images.list({})).images, [], "no image record");
+    const { statuses } = await ns.client.content.listStatuses({});
+    const ingest = statuses.find((s) => s.ref === `layer-${big}`);
+    assert.ok(ingest && ingest.offset >= 1024 * 1024, `ingest kept: ${JSON.stringify(statuses)}`);
+
+    const image = await pull(ns.client, ref, { snapshotter: h.snapshotter });
+    assert.equal(image.target.digest, built.manifestDigest);
+    const bigSize = built.layerSizes[1];
+    assert.ok(
+      image.bytes < bigSize,
+      `resumed: ${image.bytes} bytes written, the layer has ${bigSize}`,
+    );
+    const step = await runStep({
+      image: ref,
+      run: "wc -c < /data/random.bin",
+      containerdAddr: h.address,
+      namespace: ns.name,
+      snapshotter: h.snapshotter,
+    });
+    assert.equal(step.stdout, `${6 * 1024 * 1024}\n`);
+  },
+);
+
+containerdTest("pull with a wrong password says the credentials were rejected (401)", async (h) => {
+  await using registry = await startRegistry({
+    tokenAuth: { users: { ada: "secret" }, anonymousPull: false, oauthPost: true },
+  });
+  await registry.push(await multiLayerSpec(), "team/private", "1");
+  await using ns = await scratchNamespace(h);
+  const ref = `${registry.host}/team/private:1`;
+  const err = await assertRejects(
+    () =>
+      pull(ns.client, ref, {
+        snapshotter: h.snapshotter,
+        dockerConfigDir: false,
+        registryAuth: { [registry.host]: { username: "ada", password: "wrong" } },
+      }),
+    RegistryError,
+    `credentials for ${registry.host} were rejected`,
+  );
+  assert.ok(!err.message.includes("wrong"), "the password is not in the message");
+  const image = await pull(ns.client, ref, {
+    snapshotter: h.snapshotter,
+    dockerConfigDir: false,
+    registryAuth: { [registry.host]: { username: "ada", password: "secret" } },
+  });
+  assert.equal(image.name, ref);
+});
