@@ -42,6 +42,7 @@ export {
 } from "./lib/content/read.ts";
 export {
   type ContentSource,
+  type ResumableSource,
   writeContent,
   type WriteContentOptions,
   type WriteContentResult,

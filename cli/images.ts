@@ -1,7 +1,7 @@
 /**
  * `images ls|rm`, `chain-id` and `manifest`: the images in containerd and
- * what they resolve to. `images import` and `images pull` will join the
- * group (each is one more `images.command(...)` here).
+ * what they resolve to; `images pull` and `images import` bring them in
+ * (cli/images_pull.ts).
  *
  * @module
  */
@@ -22,6 +22,7 @@ import {
 import { readAllContent } from "../lib/content/read.ts";
 import { imageExists, type ResolvedImage, resolveImage } from "../lib/image/resolve.ts";
 import { formatPlatform } from "../lib/oci/platform.ts";
+import { registerPullImport } from "./images_pull.ts";
 
 function shortDigest(digest: string): string {
   return digest.replace(/^sha256:/, "").slice(0, 12);
@@ -31,12 +32,18 @@ function shortDigest(digest: string): string {
 export function registerImages(program: Command<[], Record<string, unknown>>, cli: Cli): void {
   const images = program
     .command("images")
-    .summary("list and remove images")
-    .description(
-      "The images stored in the namespace. (Importing and pulling images arrive with their own " +
-        "release; until then import archives with `ctr images import`.)",
-    )
-    .addHelpText("after", examples(`${PROGRAM} images ls`, `${PROGRAM} images rm alpine:3.18`));
+    .summary("pull, import, list and remove images")
+    .description("The images stored in the namespace: pull them from a registry, import archives.")
+    .addHelpText(
+      "after",
+      examples(
+        `${PROGRAM} images pull localhost:5000/team/app:1`,
+        `${PROGRAM} images import app.tar`,
+        `${PROGRAM} images ls`,
+        `${PROGRAM} images rm alpine:3.18`,
+      ),
+    );
+  registerPullImport(images, cli);
 
   images
     .command("ls")

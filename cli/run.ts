@@ -126,7 +126,10 @@ function addStepOptions<C extends Command<[string[]], Record<string, unknown>>>(
     .optionsGroup("Container:")
     .option("-l, --label <KEY=VALUE>", "label on the container (repeatable)", collect)
     .addOption(
-      new Option("--pull <policy>", "image pull policy (pulling arrives later)").choices(
+      new Option(
+        "--pull <policy>",
+        "image pull policy: if-not-present pulls a missing image, always asks the registry",
+      ).choices(
         ["if-not-present", "never", "always"] as const,
       ),
     )

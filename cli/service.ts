@@ -170,7 +170,10 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
     .option("--cpu <cores>", "CPU limit in cores, e.g. 0.5")
     .option("-l, --label <KEY=VALUE>", "label on the container (repeatable)", collect)
     .addOption(
-      new Option("--pull <policy>", "image pull policy (pulling arrives later)").choices(
+      new Option(
+        "--pull <policy>",
+        "image pull policy: if-not-present pulls a missing image, always asks the registry",
+      ).choices(
         ["if-not-present", "never", "always"] as const,
       ),
     )

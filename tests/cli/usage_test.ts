@@ -26,6 +26,8 @@ const HELP: [string[], string][] = [
   [["images"], "images"],
   [["images", "ls"], "images-ls"],
   [["images", "rm"], "images-rm"],
+  [["images", "pull"], "images-pull"],
+  [["images", "import"], "images-import"],
   [["chain-id"], "chain-id"],
   [["manifest"], "manifest"],
   [["version"], "version"],

@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { scratchNamespace } from "../daemon_helpers.ts";
+import { containerdTest } from "../harness.ts";
+import { buildImage, busyboxBaseLayer, readStaticBusybox } from "../oci_archive.ts";
+import { startRegistry } from "../registry_harness.ts";
+import { cli } from "./_cli.ts";
+
+async function spec(text: string) {
+  return {
+    name: "wfe.test/cli-image:1",
+    layers: [
+      busyboxBaseLayer(await readStaticBusybox()),
+      [{ type: "file" as const, path: "/hello.txt", content: text }],
+    ],
+  };
+}
+
+containerdTest(
+  "cli images pull prints the name on stdout, progress on stderr (plain lines, --json, --quiet); run --pull always follows the tag",
+  async (h) => {
+    await using registry = await startRegistry();
+    const built = await registry.push(await spec("first\n"), "team/cli", "1");
+    const ref = `${registry.host}/team/cli:1`;
+    await using ns = await scratchNamespace(h);
+    const g = ["--address", `unix://${h.address}`, "--namespace", ns.name];
+
+    const plain = await cli([...g, "images", "pull", "--snapshotter", h.snapshotter, ref]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stdout, `${ref}\n`, "stdout holds only the name");
+    assert.match(plain.stderr, /layer-[0-9a-f]{12}: done +\|=+\|/);
+    assert.match(
+      plain.stderr,
+      new RegExp(`pulled ${ref} ${built.manifestDigest} \\(4 blob\\(s\\) written, 0 present`),
+    );
+
+    const json = await cli([...g, "images", "pull", "--json", "--snapshotter", h.snapshotter, ref]);
+    assert.equal(json.code, 0, json.stderr);
+    const events = json.stderr.trim().split("\n").filter((l) => l.startsWith("{")).map((l) =>
+      JSON.parse(l)
+    );
+    assert.ok(events.length >= 4, json.stderr);
+    assert.ok(events.every((e) => e.image === ref && typeof e.total === "number"));
+    assert.ok(events.some((e) => e.phase === "exists"), "a second pull finds the blobs present");
+
+    const quiet = await cli([...g, "images", "pull", "-q", "--snapshotter", h.snapshotter, ref]);
+    assert.deepEqual([quiet.code, quiet.stdout, quiet.stderr], [0, `${ref}\n`, ""]);
+
+    await registry.push(await spec("second\n"), "team/cli", "1");
+    const run = (pull: string) =>
+      cli([
+        ...g,
+        "run",
+        "--image",
+        ref,
+        "--pull",
+        pull,
+        "--snapshotter",
+        h.snapshotter,
+        "--runc-root",
+        h.runcRoot,
+        "--",
+        "cat",
+        "/hello.txt",
+      ]);
+    assert.equal((await run("if-not-present")).stdout, "first\n");
+    assert.equal((await run("always")).stdout, "second\n");
+
+    const missing = await cli([...g, "images", "pull", `${registry.host}/team/cli:nope`]);
+    assert.equal(missing.code, 125);
+    assert.match(missing.stderr, /manifest unknown: nope not found \(HTTP 404\)/);
+  },
+);
+
+containerdTest("cli images import reads a file and stdin (-) and prints the names", async (h) => {
+  const built = await buildImage(await spec("imported\n"));
+  const dir = await Deno.makeTempDir({ prefix: "wfe-cli-import-" });
+  try {
+    const path = `${dir}/image.tar`;
+    await Deno.writeFile(path, built.archive);
+    await using ns = await scratchNamespace(h);
+    const g = ["--address", `unix://${h.address}`, "--namespace", ns.name];
+    const fromFile = await cli([...g, "images", "import", "--snapshotter", h.snapshotter, path]);
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    assert.equal(fromFile.stdout, "wfe.test/cli-image:1\n");
+    assert.match(fromFile.stderr, /imported wfe\.test\/cli-image:1 sha256:/);
+
+    const fromStdin = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        `"${Deno.execPath()}" run -A cli.ts ${g.join(" ")} images import -q - < ${path}`,
+      ],
+      cwd: new URL("../..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    assert.equal(fromStdin.code, 0, dec.decode(fromStdin.stderr));
+    assert.equal(dec.decode(fromStdin.stdout), "wfe.test/cli-image:1\n");
+    const ls = await cli([...g, "images", "ls", "-q"]);
+    assert.equal(ls.stdout, "wfe.test/cli-image:1\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
