@@ -19,15 +19,15 @@
 
 import { retry } from "../_util/async.ts";
 import { concat } from "../_util/bytes.ts";
-import { errorMessage } from "../_util/errors.ts";
 import { Sha256Stream } from "../content/digest.ts";
 import type { BlobProvider, ReadBlobOptions } from "../image/provider.ts";
-import { INDEX_TYPES, MANIFEST_TYPES, mediaTypeKind } from "../oci/media_types.ts";
+import { INDEX_TYPES, MANIFEST_TYPES } from "../oci/media_types.ts";
 import { formatReference, type ImageReference, parseReference } from "../oci/reference.ts";
 import type { OciDescriptor } from "../oci/types.ts";
 import { AuthFailure, Authorizer, parseChallenge, type RegistryCredentials } from "./auth.ts";
 import { dockerCredentials } from "./docker_config.ts";
 import { RegistryError } from "./errors.ts";
+import { streamBlob } from "./_blob.ts";
 import { mediaTypeOf, reachError, readBody, registryCerts, responseError, where } from "./_http.ts";
 
 /** The Accept header of manifest requests: OCI and Docker manifests and indexes, then anything. */
@@ -267,7 +267,14 @@ export class RegistryClient {
   blobProvider(ref: string | ImageReference): BlobProvider {
     const reference = typeof ref === "string" ? parseReference(ref) : ref;
     const open = (desc: OciDescriptor, signal?: AbortSignal, offset = 0) =>
-      this.#openBlob(reference, desc, signal, offset);
+      streamBlob(reference, desc, {
+        signal,
+        offset,
+        attempts: this.#attempts,
+        stallTimeoutMs: this.#stallTimeoutMs,
+        onRetry: this.#onRetry,
+        request: (path, headers, signal) => this.#request(reference, path, "GET", headers, signal),
+      });
     return {
       description: `registry ${reference.registry}, repository ${reference.repository}`,
       openBlob: (desc, { signal, offset }) => open(desc, signal, offset),
@@ -282,110 +289,6 @@ export class RegistryClient {
         return concat(chunks);
       },
     };
-  }
-
-  async *#openBlob(
-    reference: ImageReference,
-    desc: OciDescriptor,
-    signal: AbortSignal | undefined,
-    offset: number,
-  ): AsyncGenerator<Uint8Array> {
-    const kind = mediaTypeKind(desc.mediaType);
-    const isDocument = kind === "manifest" || kind === "index";
-    const path = `${isDocument ? "manifests" : "blobs"}/${desc.digest}`;
-    const fail = (details: string, code?: string) =>
-      new RegistryError({
-        ...where(reference),
-        status: 0,
-        code,
-        details: `blob ${desc.digest}: ${details}`,
-      });
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset > desc.size) {
-      throw new RangeError(
-        `Cannot read ${desc.digest} from offset ${offset}: its size is ${desc.size}`,
-      );
-    }
-    // Read from 0, the bytes are hashed; from a later offset the content store
-    // verifies the digest of the whole blob at commit.
-    const hash = offset === 0 ? new Sha256Stream() : undefined;
-    let position = offset;
-    let interruptions = 0;
-    while (position < desc.size || (position === 0 && desc.size === 0)) {
-      const headers: Record<string, string> = { Accept: isDocument ? desc.mediaType : "*/*" };
-      if (position > 0) headers.Range = `bytes=${position}-`;
-      const attempt = new AbortController();
-      const both = signal ? AbortSignal.any([signal, attempt.signal]) : attempt.signal;
-      const res = await this.#request(reference, path, "GET", headers, both);
-      let skip = 0;
-      if (position > 0 && res.status !== 206) skip = position; // the Range was ignored
-      const reader = res.body?.getReader();
-      if (!reader) throw fail("the registry sent no body");
-      let interrupted: string | undefined;
-      try {
-        while (true) {
-          const next = await this.#readOrStall(reader, attempt, signal);
-          if (next === "stalled") {
-            interrupted = `no data for ${this.#stallTimeoutMs} ms at byte ${position}`;
-            break;
-          }
-          if (next instanceof Error) {
-            interrupted = `the connection dropped at byte ${position}: ${errorMessage(next)}`;
-            break;
-          }
-          if (next.done) break;
-          let chunk = next.value;
-          if (skip > 0) {
-            const n = Math.min(skip, chunk.length);
-            skip -= n;
-            chunk = chunk.subarray(n);
-            if (chunk.length === 0) continue;
-          }
-          if (position + chunk.length > desc.size) {
-            throw fail(`more than the ${desc.size} bytes its descriptor says`, "SIZE_INVALID");
-          }
-          hash?.update(chunk);
-          position += chunk.length;
-          yield chunk;
-        }
-      } finally {
-        attempt.abort();
-        reader.releaseLock();
-        await res.body?.cancel().catch(() => {});
-      }
-      if (interrupted === undefined) break;
-      if (++interruptions >= this.#attempts) {
-        throw fail(`gave up after ${interruptions} interruptions: ${interrupted}`);
-      }
-      this.#onRetry?.({ digest: desc.digest, offset: position, reason: interrupted });
-    }
-    if (position !== desc.size) {
-      throw fail(`got ${position} bytes, its descriptor says ${desc.size}`, "SIZE_INVALID");
-    }
-    const actual = hash?.digest();
-    if (actual !== undefined && actual !== desc.digest) {
-      throw fail(`the bytes received hash to ${actual}`, "DIGEST_INVALID");
-    }
-  }
-
-  /** Reads the next chunk; "stalled" when none comes within the stall timeout. */
-  async #readOrStall(
-    reader: ReadableStreamDefaultReader<Uint8Array>,
-    attempt: AbortController,
-    signal: AbortSignal | undefined,
-  ): Promise<ReadableStreamReadResult<Uint8Array> | "stalled" | Error> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stalled = new Promise<"stalled">((resolve) => {
-      timer = setTimeout(() => resolve("stalled"), this.#stallTimeoutMs);
-    });
-    try {
-      return await Promise.race([reader.read(), stalled]);
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      if (attempt.signal.aborted) return new Error("aborted");
-      return err instanceof Error ? err : new Error(String(err));
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   async #request(

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { MediaType } from "../../lib/oci/media_types.ts";
 import { RegistryClient } from "../../lib/registry/client.ts";
 import { RegistryError } from "../../lib/registry/errors.ts";
 import { assertRejects } from "../asserts.ts";
@@ -91,3 +92,91 @@ Deno.test("RegistryClient retries a connection that is refused, then names the U
     message: "Cannot use attempts 0: expected an integer >= 1",
   });
 });
+
+/**
+ * A proxy that passes the first `cut` bytes of the first blob download, then either stalls
+ * (sends nothing more, connection open) or drops the connection; later requests pass through.
+ * It records the Range header of every blob request.
+ */
+function cuttingProxy(
+  registry: TestRegistry,
+  cut: number,
+  mode: "stall" | "drop",
+): { host: string; ranges: (string | null)[]; [Symbol.asyncDispose](): Promise<void> } {
+  const ranges: (string | null)[] = [];
+  const held: ReadableStreamDefaultController<Uint8Array>[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const url = new URL(req.url);
+    const upstream = await fetch(`http://${registry.host}${url.pathname}${url.search}`, {
+      method: req.method,
+      headers: req.headers,
+    });
+    if (!url.pathname.includes("/blobs/") || req.method !== "GET") return upstream;
+    ranges.push(req.headers.get("Range"));
+    if (ranges.length > 1) return upstream;
+    const bytes = new Uint8Array(await upstream.arrayBuffer()).subarray(0, cut);
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes);
+        held.push(controller);
+        // Dropped once the first bytes are out (an error right away fails the whole answer).
+        if (mode === "drop") {
+          setTimeout(() => controller.error(new Error("connection dropped on purpose")), 100);
+        }
+      },
+    });
+    return new Response(body, { headers: upstream.headers });
+  });
+  return {
+    host: `127.0.0.1:${server.addr.port}`,
+    ranges,
+    async [Symbol.asyncDispose]() {
+      for (const c of held) {
+        try {
+          c.error(new Error("closing"));
+        } catch { /* already errored */ }
+      }
+      await server.shutdown();
+    },
+  };
+}
+
+const BIG: ImageSpec = {
+  name: "wfe.test/stall:1",
+  layers: [[{
+    type: "file",
+    path: "data.bin",
+    content: crypto.getRandomValues(new Uint8Array(60_000)),
+  }]],
+};
+
+for (const mode of ["stall", "drop"] as const) {
+  Deno.test(`RegistryClient resumes a blob with Range after a ${mode} mid-answer and verifies the digest`, async () => {
+    await using registry = await startRegistry();
+    const built = await registry.push(BIG, "team/big", "1");
+    await using proxy = cuttingProxy(registry, 20_000, mode);
+    const retries: string[] = [];
+    const client = new RegistryClient({
+      retryDelayMs: 1,
+      stallTimeoutMs: 300,
+      onBlobRetry: (e) => retries.push(`${e.offset}: ${e.reason}`),
+    });
+    const provider = client.blobProvider(`${proxy.host}/team/big`);
+    const layer = {
+      mediaType: MediaType.ociLayerGzip,
+      digest: built.layerDigests[0],
+      size: built.layerSizes[0],
+    };
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of provider.openBlob(layer, {})) chunks.push(chunk);
+    assert.equal(chunks.reduce((n, c) => n + c.length, 0), layer.size);
+    assert.deepEqual(proxy.ranges, [null, "bytes=20000-"]);
+    assert.equal(retries.length, 1);
+    assert.match(
+      retries[0],
+      mode === "stall"
+        ? /^20000: no data for 300 ms at byte 20000$/
+        : /^20000: the connection dropped at byte 20000: /,
+    );
+  });
+}
