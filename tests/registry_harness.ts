@@ -16,6 +16,8 @@ export interface TestRegistry extends AsyncDisposable {
   pid: number;
   /** Where the registry keeps blobs: `<blobDir>/sha256/<2 hex>/<hex>/data`. */
   blobDir: string;
+  /** The PEM certificate of the CA that signed the registry's (with `tlsBasic`). */
+  caPem?: string;
   /** Builds an image and pushes it as `<host>/<repository>:<tag>`; returns its digests. */
   push(spec: ImageSpec, repository: string, tag: string): Promise<BuiltImage>;
   /** Stops the registry (SIGTERM, then SIGKILL) and removes its storage. */
@@ -51,6 +53,8 @@ export interface TokenAuthOptions {
 export interface StartRegistryOptions {
   /** Put a token service in front (default: an open registry). */
   tokenAuth?: TokenAuthOptions;
+  /** Serve HTTPS with a certificate from a CA made for the test, and ask for Basic auth. */
+  tlsBasic?: { users: Record<string, string> };
 }
 
 /** Starts a registry; it answers `GET /v2/` before this returns. */
@@ -59,6 +63,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   const host = `127.0.0.1:${freePort()}`;
   const config = `${dir}/config.yml`;
   const tokens = options.tokenAuth ? await startTokenService(dir, options.tokenAuth) : undefined;
+  const tls = options.tlsBasic ? await makeTlsBasic(dir, options.tlsBasic.users) : undefined;
   await Deno.writeTextFile(
     config,
     [
@@ -70,6 +75,17 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       `    rootdirectory: ${dir}/data`,
       "http:",
       `  addr: ${host}`,
+      ...(tls
+        ? [
+          "  tls:",
+          `    certificate: ${dir}/server.crt`,
+          `    key: ${dir}/server.key`,
+          "auth:",
+          "  htpasswd:",
+          "    realm: wfe-test",
+          `    path: ${dir}/htpasswd`,
+        ]
+        : []),
       ...(tokens
         ? [
           "auth:",
@@ -104,11 +120,12 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   const deadline = Date.now() + 10_000;
+  using httpClient = Deno.createHttpClient({ caCerts: tls ? [tls.caPem] : [] });
   for (;;) {
     try {
-      const res = await fetch(`http://${host}/v2/`);
+      const res = await fetch(`${tls ? "https" : "http"}://${host}/v2/`, { client: httpClient });
       await res.body?.cancel();
-      if (res.ok || (tokens && res.status === 401)) break;
+      if (res.ok || ((tokens || tls) && res.status === 401)) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       await stop();
@@ -119,9 +136,11 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   return {
     host,
     pid: child.pid,
+    caPem: tls?.caPem,
     blobDir: `${dir}/data/docker/registry/v2/blobs`,
     async push(spec, repository, tag) {
-      const [user, password] = Object.entries(options.tokenAuth?.users ?? {})[0] ?? [];
+      const [user, password] =
+        Object.entries(options.tokenAuth?.users ?? options.tlsBasic?.users ?? {})[0] ?? [];
       const built = await buildImage(spec);
       const archive = `${dir}/push-${crypto.randomUUID()}.tar`;
       await Deno.writeFile(archive, built.archive);
@@ -142,6 +161,70 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** A CA, a server certificate for 127.0.0.1 signed by it, and an htpasswd file (bcrypt). */
+async function makeTlsBasic(
+  dir: string,
+  users: Record<string, string>,
+): Promise<{ caPem: string }> {
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "1",
+    "-keyout",
+    `${dir}/ca.key`,
+    "-out",
+    `${dir}/ca.crt`,
+    "-subj",
+    "/CN=wfe-test-ca",
+  ]);
+  await run("openssl", [
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    `${dir}/server.key`,
+    "-out",
+    `${dir}/server.csr`,
+    "-subj",
+    "/CN=127.0.0.1",
+  ]);
+  await Deno.writeTextFile(`${dir}/san.ext`, "subjectAltName=IP:127.0.0.1\n");
+  await run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    `${dir}/server.csr`,
+    "-CA",
+    `${dir}/ca.crt`,
+    "-CAkey",
+    `${dir}/ca.key`,
+    "-CAcreateserial",
+    "-out",
+    `${dir}/server.crt`,
+    "-days",
+    "1",
+    "-extfile",
+    `${dir}/san.ext`,
+  ]);
+  const lines: string[] = [];
+  for (const [user, password] of Object.entries(users)) {
+    const out = await new Deno.Command("htpasswd", {
+      args: ["-nbB", user, password],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new Error(`htpasswd failed: ${new TextDecoder().decode(out.stderr)}`);
+    lines.push(new TextDecoder().decode(out.stdout).trim());
+  }
+  await Deno.writeTextFile(`${dir}/htpasswd`, lines.join("\n") + "\n");
+  return { caPem: await Deno.readTextFile(`${dir}/ca.crt`) };
 }
 
 const TOKEN_SERVICE = "wfe-test-registry";

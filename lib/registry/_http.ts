@@ -105,7 +105,11 @@ export function registryCerts(dir: string | undefined, registry: string): string
 
 /** Says why a registry could not be reached; TLS trust failures in plain words. */
 export function reachError(url: string, registry: string, err: unknown): string {
-  const text = errorMessage(err);
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && parts.length < 4; e = (e as Error)?.cause) {
+    parts.push(errorMessage(e));
+  }
+  const text = parts.join(": ");
   if (/certificate|UnknownIssuer|tls|handshake/i.test(text)) {
     return `TLS: cannot verify ${registry}'s certificate (${text}); trust its CA with ` +
       "caCerts or certsDir (CLI: --ca-cert FILE), or, for a private test registry only, " +

@@ -166,12 +166,18 @@ export class RegistryClient {
     });
   }
 
-  /** The base URL of a registry's API, e.g. `http://127.0.0.1:5000/v2/`. */
+  /**
+   * The base URL of a registry's API, e.g. `http://127.0.0.1:5000/v2/`:
+   * plain HTTP for the hosts in `plainHttp`, and for localhost, 127.0.0.1 and
+   * ::1 unless a CA is configured for them (`caCerts`, or `certsDir` has
+   * certificates for the host), which means they serve HTTPS.
+   */
   endpoint(registry: string): string {
     const host = registry.replace(/:\d+$/, "");
-    const plain = this.#plainHttp === true || LOOPBACK.has(host) ||
-      (Array.isArray(this.#plainHttp) && (this.#plainHttp.includes(registry) ||
-        this.#plainHttp.includes(host)));
+    const listed = Array.isArray(this.#plainHttp) &&
+      (this.#plainHttp.includes(registry) || this.#plainHttp.includes(host));
+    const plain = this.#plainHttp === true || listed ||
+      (LOOPBACK.has(host) && this.#httpClient(registry) === undefined);
     return `${plain ? "http" : "https"}://${registry}/v2/`;
   }
 

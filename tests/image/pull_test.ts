@@ -286,3 +286,49 @@ containerdTest("pull with a wrong password says the credentials were rejected (4
   });
   assert.equal(image.name, ref);
 });
+
+containerdTest(
+  "pull over HTTPS with a test CA and Basic auth: untrusted certificate, missing and wrong credentials are named",
+  async (h) => {
+    await using registry = await startRegistry({ tlsBasic: { users: { ada: "secret" } } });
+    await registry.push(await multiLayerSpec(), "team/tls", "1");
+    const ref = `${registry.host}/team/tls:1`;
+    await using ns = await scratchNamespace(h);
+    await using other = await startRegistry({ tlsBasic: { users: {} } }); // another CA
+    const base = { snapshotter: h.snapshotter, dockerConfigDir: false as const, retryDelayMs: 1 };
+    await assertRejects(
+      () => pull(ns.client, ref, { ...base, caCerts: [other.caPem!] }),
+      RegistryError,
+      `registry ${registry.host}, repository team/tls: TLS: cannot verify ${registry.host}'s certificate`,
+    );
+    await assertRejects(
+      () => pull(ns.client, ref, { ...base, caCerts: [registry.caPem!] }),
+      RegistryError,
+      `repository team/tls: unauthorized: no credentials for ${registry.host} found (HTTP 401)`,
+    );
+    await assertRejects(
+      () =>
+        pull(ns.client, ref, {
+          ...base,
+          caCerts: [registry.caPem!],
+          registryAuth: { [registry.host]: { username: "ada", password: "nope" } },
+        }),
+      RegistryError,
+      `unauthorized: manifest 1: credentials for ${registry.host} were rejected (HTTP 401)`,
+    );
+    const certsDir = await Deno.makeTempDir();
+    try {
+      await Deno.mkdir(`${certsDir}/${registry.host}`);
+      await Deno.writeTextFile(`${certsDir}/${registry.host}/ca.crt`, registry.caPem!);
+      const image = await pull(ns.client, ref, {
+        ...base,
+        certsDir,
+        registryAuth: { [registry.host]: { username: "ada", password: "secret" } },
+      });
+      assert.equal(image.name, ref);
+      assert.equal(image.fetched, 5);
+    } finally {
+      await Deno.remove(certsDir, { recursive: true });
+    }
+  },
+);
