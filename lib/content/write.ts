@@ -13,6 +13,9 @@ import { ContainerdError, GrpcCode, isAlreadyExists, isNotFound } from "../grpc/
 import type { CallOptions } from "../grpc/rpc.ts";
 import { WriteAction, type WriteContentResponse } from "../../proto/gen/types.ts";
 
+/** WRITE messages sent before waiting for the first answer (at most 4 MiB in flight). */
+const WRITE_WINDOW = 4;
+
 /** Data {@linkcode writeContent} accepts. */
 export type ContentSource = Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
@@ -167,6 +170,22 @@ export async function writeContent(
       source = data;
     }
     const hash = verify && written === 0 ? new Sha256Stream() : undefined;
+    const inFlight: number[] = []; // the offset each unacknowledged WRITE ends at
+    const acknowledge = async (): Promise<void> => {
+      const want = inFlight.shift()!;
+      const res = await stream.recv();
+      if (!res) {
+        throw new ContainerdError({
+          code: GrpcCode.UNKNOWN,
+          method: "Content.Write",
+          details: `${ref}: the server ended the stream without a response`,
+        });
+      }
+      if (res.offset !== want) {
+        throw dataLoss("Content.Write", ref, `server is at offset ${res.offset}, sent ${want}`);
+      }
+      onProgress?.(want, total);
+    };
 
     for await (const piece of chunks(source, chunkSize)) {
       hash?.update(piece);
@@ -177,13 +196,13 @@ export async function writeContent(
       }
       if (written <= offset) continue; // already on the server
       const part = start < offset ? piece.subarray(offset - start) : piece;
-      const res = await exchange({ action: WriteAction.WRITE, ref, offset, data: part });
+      // Up to WRITE_WINDOW chunks in flight: the server answers each in order.
+      await stream.send({ action: WriteAction.WRITE, ref, offset, data: part });
       offset += part.length;
-      if (res.offset !== offset) {
-        throw dataLoss("Content.Write", ref, `server is at offset ${res.offset}, sent ${offset}`);
-      }
-      onProgress?.(offset, total);
+      inFlight.push(offset);
+      if (inFlight.length >= WRITE_WINDOW) await acknowledge();
     }
+    while (inFlight.length > 0) await acknowledge();
     if (total !== undefined && written !== total) {
       throw dataLoss("Content.Write", ref, `the data has ${written} bytes, total is ${total}`);
     }

@@ -10,6 +10,7 @@
  */
 
 import { retry } from "../_util/async.ts";
+import { errorMessage } from "../_util/errors.ts";
 import { withLease } from "../content/lease.ts";
 import { readAllContent } from "../content/read.ts";
 import { writeContent } from "../content/write.ts";
@@ -250,8 +251,8 @@ export async function storeImage(
       if (next) next();
       else running--;
     };
-    const fetchLayer = async (layer: OciDescriptor): Promise<void> => {
-      if (await blobExists(leased, layer.digest, inner, leaseId)) {
+    const fetchLayer = async (layer: OciDescriptor, present: boolean): Promise<void> => {
+      if (present) {
         existed++;
         if (source) await ensureLabels(leased, layer.digest, {}, source, inner);
         report("layer", layer, "exists");
@@ -263,7 +264,9 @@ export async function storeImage(
         inner.throwIfAborted();
         report("layer", layer, "downloading");
         const write = () =>
-          writeContent(leased, (offset) => provider.openBlob(layer, { signal: inner, offset }), {
+          // containerd verifies the digest at COMMIT: no second hash here.
+          writeContent(leased, (offset) =>
+            provider.openBlob(layer, { signal: inner, offset, verify: false }), {
             ref: ingestRef(layer),
             expected: layer.digest,
             total: layer.size,
@@ -281,6 +284,13 @@ export async function storeImage(
             // does not add up): drop the ingest so nothing wrong is kept or resumed.
             if (isBadData(err)) {
               await leased.content.abort({ ref: ingestRef(layer) }).catch(() => {});
+              throw new ContainerdError({
+                code: GrpcCode.DATA_LOSS,
+                method: "storeImage",
+                details: `layer ${layer.digest} from ${provider.description} does not match ` +
+                  `its digest: ${err instanceof ContainerdError ? err.details : errorMessage(err)}`,
+                cause: err,
+              });
             }
             throw err;
           }
@@ -303,7 +313,12 @@ export async function storeImage(
         release();
       }
     };
-    const downloads = layers.map((layer) => fetchLayer(layer));
+    // Presence first, so that the download slots go to the layers in order
+    // (the bottom layer is unpacked first).
+    const present = await Promise.all(
+      layers.map((layer) => blobExists(leased, layer.digest, inner, leaseId)),
+    );
+    const downloads = layers.map((layer, i) => fetchLayer(layer, present[i]));
     // Failures are awaited in order below; until then they are not "unhandled".
     for (const download of downloads) download.catch(() => {});
     try {

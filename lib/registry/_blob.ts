@@ -20,6 +20,8 @@ export interface StreamBlobOptions {
   signal: AbortSignal | undefined;
   /** The first byte to send. */
   offset: number;
+  /** Hash the bytes (from offset 0) and fail when they do not match. */
+  verify: boolean;
   /** Interruptions tolerated, the first download included. */
   attempts: number;
   /** A download without bytes for this long is abandoned and resumed. */
@@ -40,7 +42,7 @@ export async function* streamBlob(
   desc: OciDescriptor,
   options: StreamBlobOptions,
 ): AsyncGenerator<Uint8Array> {
-  const { signal, offset, attempts, stallTimeoutMs, onRetry, request } = options;
+  const { signal, offset, verify, attempts, stallTimeoutMs, onRetry, request } = options;
   const kind = mediaTypeKind(desc.mediaType);
   const isDocument = kind === "manifest" || kind === "index";
   const path = `${isDocument ? "manifests" : "blobs"}/${desc.digest}`;
@@ -58,7 +60,7 @@ export async function* streamBlob(
   }
   // Read from 0, the bytes are hashed; from a later offset the content store
   // verifies the digest of the whole blob at commit.
-  const hash = offset === 0 ? new Sha256Stream() : undefined;
+  const hash = offset === 0 && verify ? new Sha256Stream() : undefined;
   let position = offset;
   let interruptions = 0;
   while (position < desc.size || (position === 0 && desc.size === 0)) {

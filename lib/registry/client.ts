@@ -272,10 +272,11 @@ export class RegistryClient {
    */
   blobProvider(ref: string | ImageReference): BlobProvider {
     const reference = typeof ref === "string" ? parseReference(ref) : ref;
-    const open = (desc: OciDescriptor, signal?: AbortSignal, offset = 0) =>
+    const open = (desc: OciDescriptor, signal?: AbortSignal, offset = 0, verify = true) =>
       streamBlob(reference, desc, {
         signal,
         offset,
+        verify,
         attempts: this.#attempts,
         stallTimeoutMs: this.#stallTimeoutMs,
         onRetry: this.#onRetry,
@@ -283,7 +284,7 @@ export class RegistryClient {
       });
     return {
       description: `registry ${reference.registry}, repository ${reference.repository}`,
-      openBlob: (desc, { signal, offset }) => open(desc, signal, offset),
+      openBlob: (desc, { signal, offset, verify }) => open(desc, signal, offset, verify),
       async readBlob(desc: OciDescriptor, { maxBytes, signal }: ReadBlobOptions) {
         if (desc.size > maxBytes) {
           throw new RangeError(

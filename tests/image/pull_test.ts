@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ContainerdClient } from "../../lib/grpc/connection.ts";
-import { ContainerdError, isNotFound } from "../../lib/grpc/errors.ts";
+import { ContainerdError, GrpcCode, isNotFound } from "../../lib/grpc/errors.ts";
 import { pull } from "../../lib/image/pull.ts";
 import type { PullProgress } from "../../lib/image/store.ts";
 import { RegistryError } from "../../lib/registry/errors.ts";
@@ -131,7 +131,6 @@ containerdTest("pull of an unknown tag says manifest unknown and stores nothing"
   );
   const { images } = await ns.client.images.list({});
   assert.deepEqual(images, []);
-  void ContainerdError;
 });
 
 containerdTest(
@@ -203,11 +202,13 @@ containerdTest(
     bytes[bytes.length >> 1] ^= 0xff; // same size, other bytes
     await Deno.writeFile(path, bytes);
     await using ns = await scratchNamespace(h);
-    await assertRejects(
+    const err = await assertRejects(
       () => pull(ns.client, `${registry.host}/team/corrupt:1`, { snapshotter: h.snapshotter }),
-      RegistryError,
-      `blob ${big}: the bytes received hash to sha256:`,
+      ContainerdError,
+      `layer ${big} from registry ${registry.host}, repository team/corrupt does not match ` +
+        "its digest: unexpected commit digest sha256:",
     );
+    assert.equal(err.code, GrpcCode.DATA_LOSS);
     assert.equal(await exists(() => ns.client.content.info({ digest: big })), false);
     const { statuses } = await ns.client.content.listStatuses({});
     assert.deepEqual(statuses.map((s) => s.ref), [], "the bad ingest was dropped");
