@@ -23,8 +23,10 @@ async function readStdin(): Promise<string> {
 }
 
 function summary(verb: string, image: StoredImage, ms: number): string {
-  return `${verb} ${image.name} ${image.target.digest} (${image.fetched} blob(s) written, ` +
-    `${image.existed} present, ${formatBytes(image.bytes)} in ${(ms / 1000).toFixed(1)} s)\n`;
+  const moved = verb === "pulled" ? "downloaded" : "copied";
+  return `${verb} ${image.name} ${image.target.digest} (${image.fetched} blob(s) new to the ` +
+    `namespace, ${image.existed} present, ${formatBytes(image.bytes)} ${moved} in ` +
+    `${(ms / 1000).toFixed(1)} s)\n`;
 }
 
 /** Registers `pull` and `import` under the `images` group. */
