@@ -14,6 +14,8 @@
  * @module
  */
 
+import { Readable } from "node:stream";
+import zlib from "node:zlib";
 import { LruCache } from "../_util/cache.ts";
 import { normalizePath } from "../archive/_paths.ts";
 import {
@@ -58,12 +60,10 @@ function contentLayer(
   signal: AbortSignal | undefined,
 ): LayerSource {
   const compression = layerCompression(layer.mediaType);
-  if (compression === undefined || compression === "zstd") {
-    const why = compression === "zstd"
-      ? "zstd-compressed layers are not supported (only tar and tar+gzip)"
-      : "not a tar layer media type (expected tar or tar+gzip)";
+  if (compression === undefined) {
     throw new Error(
-      `Cannot read layer ${layer.digest} (${layer.mediaType}) of image ${image}: ${why}`,
+      `Cannot read layer ${layer.digest} (${layer.mediaType}) of image ${image}: not a tar ` +
+        "layer media type (expected tar, tar+gzip or tar+zstd)",
     );
   }
   return {
@@ -72,11 +72,20 @@ function contentLayer(
       stats.layerReads++;
       const blob = provider.openBlob(layer, { signal });
       if (compression === "none") return blob;
+      if (compression === "zstd") return unzstd(blob);
       // Chunks from gRPC and fetch are plain ArrayBuffer-backed arrays.
       const chunks = blob as AsyncIterable<Uint8Array<ArrayBuffer>>;
       return ReadableStream.from(chunks).pipeThrough(new DecompressionStream("gzip"));
     },
   };
+}
+
+/** Decompresses a zstd stream with node:zlib (Web streams have no zstd). */
+async function* unzstd(blob: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const decompress = zlib.createZstdDecompress();
+  const input = Readable.from(blob);
+  input.on("error", (err) => decompress.destroy(err));
+  for await (const chunk of input.pipe(decompress)) yield chunk as Uint8Array;
 }
 
 /** Results by `<manifest digest>\0<path>`, least recently used first. */
@@ -148,7 +157,7 @@ export function clearImageFilesCache(): void {
  *   regular file there. The arrays are the caller's to keep (copies of the cached ones).
  * @throws {TypeError} When a digest or path is malformed.
  * @throws {RangeError} When a requested file is larger than `maxFileBytes`.
- * @throws {Error} When a layer's media type is not tar or tar+gzip (zstd is not supported), or
+ * @throws {Error} When a layer's media type is not tar, tar+gzip or tar+zstd, or
  *   a layer is not a valid tar archive.
  * @throws {ContainerdError} NOT_FOUND (5) when a layer blob is missing from the content store
  *   (a registry provider throws a RegistryError instead).

@@ -30,7 +30,9 @@ containerdTest(
     assert.match(plain.stderr, /layer-[0-9a-f]{12}: done +\|=+\|/);
     assert.match(
       plain.stderr,
-      new RegExp(`pulled ${ref} ${built.manifestDigest} \\(4 blob\\(s\\) new to the namespace, 0 present`),
+      new RegExp(
+        `pulled ${ref} ${built.manifestDigest} \\(4 blob\\(s\\) new to the namespace, 0 present`,
+      ),
     );
 
     const json = await cli([...g, "images", "pull", "--json", "--snapshotter", h.snapshotter, ref]);
