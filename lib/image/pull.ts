@@ -8,7 +8,10 @@
  */
 
 import type { ContainerdClient } from "../grpc/connection.ts";
-import { parseReference } from "../oci/reference.ts";
+import { errorMessage } from "../_util/errors.ts";
+import { formatReference, type ImageReference, parseReference } from "../oci/reference.ts";
+import type { OciDescriptor } from "../oci/types.ts";
+import { RegistryError } from "../registry/errors.ts";
 import { RegistryClient, type RegistryClientOptions } from "../registry/client.ts";
 import { type StoredImage, storeImage, type StoreImageOptions } from "./store.ts";
 
@@ -34,7 +37,9 @@ function hostOf(registry: string): string {
  * config and layers in the client's namespace under one lease, unpacks the
  * layers into the snapshotter and creates or updates the image record, as
  * `ctr images pull` does. Blobs already present are not fetched again; an
- * interrupted pull resumes its layers where they stopped.
+ * interrupted pull resumes its layers where they stopped. With `mirrors`
+ * for the reference's registry, the first mirror that resolves it serves
+ * the pull (the image keeps its name), else the registry itself.
  *
  * @param client A connected client.
  * @param ref The image reference, e.g. `localhost:5000/team/app:1`.
@@ -67,8 +72,36 @@ export async function pull(
   const reference = parseReference(ref);
   const registry = options.registry ?? new RegistryClient(options);
   try {
-    const { name, descriptor } = await registry.resolve(reference, { signal: options.signal });
-    return await storeImage(client, registry.blobProvider(reference), descriptor, {
+    const name = formatReference(reference);
+    const hosts = registry.hostsFor(reference.registry);
+    let found: { at: ImageReference; descriptor: OciDescriptor } | undefined;
+    const failures: string[] = [];
+    for (const host of hosts) {
+      const at = { ...reference, registry: host };
+      try {
+        found = {
+          at,
+          descriptor: (await registry.resolve(at, { signal: options.signal })).descriptor,
+        };
+        break;
+      } catch (err) {
+        options.signal?.throwIfAborted();
+        if (host === reference.registry) {
+          if (failures.length === 0) throw err;
+          throw new RegistryError({
+            registry: reference.registry,
+            repository: reference.repository,
+            status: err instanceof RegistryError ? err.status : 0,
+            details: `not found on its mirrors or itself: ${
+              [...failures, errorMessage(err)].join("; ")
+            }`,
+            cause: err,
+          });
+        }
+        failures.push(`mirror ${errorMessage(err)}`);
+      }
+    }
+    return await storeImage(client, registry.blobProvider(found!.at), found!.descriptor, {
       ...options,
       name,
       source: { host: hostOf(reference.registry), repository: reference.repository },

@@ -89,6 +89,14 @@ export interface RegistryClientOptions {
    * `/etc/docker/certs.d` or `/etc/containerd/certs.d`.
    */
   certsDir?: string;
+  /**
+   * Mirrors per registry host, tried in order before the registry itself
+   * by `pull`, e.g. `{ "docker.io": ["mirror.internal:5000"] }`: the first
+   * that resolves the reference serves the whole pull; the image keeps its
+   * name. Each mirror gets its own credentials (`registryAuth`, config.json).
+   * @default {{}}
+   */
+  mirrors?: Readonly<Record<string, readonly string[]>>;
   /** Called when a blob download is resumed after a stall or a dropped connection. */
   onBlobRetry?: (event: BlobRetryEvent) => void;
 }
@@ -132,6 +140,7 @@ export class RegistryClient {
   #stallTimeoutMs: number;
   #onRetry: RegistryClientOptions["onBlobRetry"];
   #caCerts: readonly string[];
+  #mirrors: Readonly<Record<string, readonly string[]>>;
   #certsDir: string | undefined;
   #httpClients = new Map<string, Deno.HttpClient | undefined>();
 
@@ -156,6 +165,7 @@ export class RegistryClient {
     }
     this.#onRetry = options.onBlobRetry;
     this.#caCerts = options.caCerts ?? [];
+    this.#mirrors = options.mirrors ?? {};
     this.#certsDir = options.certsDir;
     const creds = options.registryAuth ?? {};
     const configDir = options.dockerConfigDir;
@@ -179,6 +189,11 @@ export class RegistryClient {
     const plain = this.#plainHttp === true || listed ||
       (LOOPBACK.has(host) && this.#httpClient(registry) === undefined);
     return `${plain ? "http" : "https"}://${registry}/v2/`;
+  }
+
+  /** The hosts to try for a registry: its mirrors in order, then itself. */
+  hostsFor(registry: string): string[] {
+    return [...(this.#mirrors[registry] ?? []), registry];
   }
 
   /** The HTTP client for a registry: the default one unless extra CAs apply. */

@@ -333,3 +333,29 @@ containerdTest(
     }
   },
 );
+
+containerdTest("pull tries the registry's mirrors first and keeps the image's name", async (h) => {
+  await using mirror = await startRegistry();
+  await using upstream = await startRegistry();
+  const onMirror = await mirror.push(await multiLayerSpec(), "team/mirrored", "1");
+  const onUpstream = await upstream.push(await multiLayerSpec(), "team/upstream-only", "1");
+  await using ns = await scratchNamespace(h);
+  const options = {
+    snapshotter: h.snapshotter,
+    retryDelayMs: 1,
+    mirrors: { [upstream.host]: [mirror.host] },
+  };
+  const fromMirror = await pull(ns.client, `${upstream.host}/team/mirrored:1`, options);
+  assert.equal(fromMirror.name, `${upstream.host}/team/mirrored:1`);
+  assert.equal(fromMirror.target.digest, onMirror.manifestDigest);
+  // Not on the mirror: the registry itself serves it.
+  const fallback = await pull(ns.client, `${upstream.host}/team/upstream-only:1`, options);
+  assert.equal(fallback.target.digest, onUpstream.manifestDigest);
+  // Nowhere: both answers are named.
+  await assertRejects(
+    () => pull(ns.client, `${upstream.host}/team/nowhere:1`, options),
+    RegistryError,
+    `registry ${upstream.host}, repository team/nowhere: not found on its mirrors or itself: ` +
+      `mirror registry ${mirror.host}, repository team/nowhere: manifest unknown`,
+  );
+});
