@@ -324,3 +324,54 @@ async function startTokenService(
   const { port } = server.addr;
   return { realm: `http://127.0.0.1:${port}/token`, certPath, stop: () => server.shutdown() };
 }
+
+/** A proxy in front of a registry that sends blob bodies at about `bytesPerSecond`. */
+export interface ThrottledProxy extends AsyncDisposable {
+  /** `127.0.0.1:<port>`. */
+  host: string;
+  /** The Range header of every blob request, in order (null when absent). */
+  ranges: (string | null)[];
+}
+
+/** Starts a {@linkcode ThrottledProxy}; stop it with `await using` or its dispose method. */
+export function throttledProxy(registry: TestRegistry, bytesPerSecond: number): ThrottledProxy {
+  const ranges: (string | null)[] = [];
+  const piece = 64 * 1024;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const url = new URL(req.url);
+    const upstream = await fetch(`http://${registry.host}${url.pathname}${url.search}`, {
+      method: req.method,
+      headers: req.headers,
+    });
+    if (!url.pathname.includes("/blobs/") || req.method !== "GET" || !upstream.body) {
+      return upstream;
+    }
+    ranges.push(req.headers.get("Range"));
+    const reader = upstream.body.getReader();
+    let pending = new Uint8Array(0);
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        while (pending.length < piece) {
+          const next = await reader.read();
+          if (next.done) break;
+          const joined = new Uint8Array(pending.length + next.value.length);
+          joined.set(pending);
+          joined.set(next.value, pending.length);
+          pending = joined;
+        }
+        if (pending.length === 0) return controller.close();
+        const out = pending.subarray(0, piece);
+        pending = pending.subarray(out.length);
+        await new Promise((r) => setTimeout(r, (out.length / bytesPerSecond) * 1000));
+        controller.enqueue(out);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, { status: upstream.status, headers: upstream.headers });
+  });
+  return {
+    host: `127.0.0.1:${server.addr.port}`,
+    ranges,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}

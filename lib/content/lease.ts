@@ -29,6 +29,12 @@ export interface LeaseOptions {
    * @default {false}
    */
   syncDelete?: boolean;
+  /**
+   * Keep the lease when `fn` throws (it still expires), so that what was
+   * written, ingests included, survives garbage collection until a retry.
+   * @default {false}
+   */
+  keepOnError?: boolean;
 }
 
 /**
@@ -78,7 +84,7 @@ export async function withLease<T>(
     result = await fn(client.withLease(id), id);
   } catch (err) {
     // The work's error matters more; an undeleted lease still expires.
-    await release().catch(() => {});
+    if (!options.keepOnError) await release().catch(() => {});
     throw err;
   }
   await release();

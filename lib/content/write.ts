@@ -16,6 +16,9 @@ import { WriteAction, type WriteContentResponse } from "../../proto/gen/types.ts
 /** WRITE messages sent before waiting for the first answer (at most 4 MiB in flight). */
 const WRITE_WINDOW = 4;
 
+/** How long an aborted write waits for the acknowledgements of what it sent. */
+const ABORT_DRAIN_MS = 2000;
+
 /** Data {@linkcode writeContent} accepts. */
 export type ContentSource = Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
@@ -128,7 +131,22 @@ export async function writeContent(
   }
   const { signal, timeoutMs, namespace, lease } = call;
 
-  const stream = client.content.write({ signal, timeoutMs, namespace, lease });
+  // The call gets its own signal: on the caller's abort, the WRITEs already
+  // sent are acknowledged first (for at most ABORT_DRAIN_MS), so the ingest
+  // keeps every byte that left this process and a later write resumes there.
+  const callAbort = new AbortController();
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => {
+    drainTimer = setTimeout(() => callAbort.abort(signal!.reason), ABORT_DRAIN_MS);
+  };
+  signal?.throwIfAborted();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const stream = client.content.write({
+    signal: callAbort.signal,
+    timeoutMs,
+    namespace,
+    lease,
+  });
   const exchange = async (
     request: Parameters<typeof stream.send>[0],
   ): Promise<WriteContentResponse> => {
@@ -187,7 +205,27 @@ export async function writeContent(
       onProgress?.(want, total);
     };
 
-    for await (const piece of chunks(source, chunkSize)) {
+    // Acknowledges what is in flight before giving up on a failed source or an abort.
+    const settle = async (): Promise<void> => {
+      try {
+        while (inFlight.length > 0) await acknowledge();
+      } catch { /* the original failure is reported */ }
+    };
+    const pieces = chunks(source, chunkSize)[Symbol.asyncIterator]();
+    while (true) {
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await pieces.next();
+      } catch (err) {
+        await settle();
+        throw signal?.aborted ? signal.reason : err;
+      }
+      if (next.done) break;
+      if (signal?.aborted) {
+        await settle();
+        throw signal.reason;
+      }
+      const piece = next.value;
       hash?.update(piece);
       const start = written;
       written += piece.length;
@@ -232,6 +270,8 @@ export async function writeContent(
     while (await stream.recv() !== undefined) { /* ignore */ }
     return { digest: actual, size: written, existed: false, resumedFrom };
   } finally {
+    clearTimeout(drainTimer);
+    signal?.removeEventListener("abort", onAbort);
     stream.cancel();
   }
 }

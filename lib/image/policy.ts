@@ -10,6 +10,7 @@ import type { ContainerdClient } from "../grpc/connection.ts";
 import { ContainerdError, GrpcCode, isNotFound } from "../grpc/errors.ts";
 import { imageNameCandidates } from "../oci/reference.ts";
 import { RegistryClient, type RegistryClientOptions } from "../registry/client.ts";
+import { RegistryError } from "../registry/errors.ts";
 import { pull } from "./pull.ts";
 import { imageExists, type ResolvedImage, resolveImage } from "./resolve.ts";
 import type { PullProgress } from "./store.ts";
@@ -67,14 +68,27 @@ export async function ensureImage(
   const missing = policy === "if-not-present" && !await imageExists(client, ref, { signal });
   if (policy === "always" || missing) {
     const registry = options.registry instanceof RegistryClient ? options.registry : undefined;
-    await pull(client, ref, {
-      ...(registry ? {} : options.registry as RegistryClientOptions | undefined),
-      registry,
-      platform,
-      snapshotter: options.snapshotter,
-      onProgress: options.onProgress,
-      signal,
-    });
+    try {
+      await pull(client, ref, {
+        ...(registry ? {} : options.registry as RegistryClientOptions | undefined),
+        registry,
+        platform,
+        snapshotter: options.snapshotter,
+        onProgress: options.onProgress,
+        signal,
+      });
+    } catch (err) {
+      if (!missing || !(err instanceof RegistryError)) throw err;
+      throw new RegistryError({
+        registry: err.registry,
+        repository: err.repository,
+        status: err.status,
+        code: err.code,
+        details: `image '${ref}' is not in namespace '${client.namespace}' and pulling it ` +
+          `failed: ${err.details}`,
+        cause: err,
+      });
+    }
   }
   try {
     return await resolveImage(client, ref, { platform, signal });

@@ -15,7 +15,7 @@ import { withLease } from "../content/lease.ts";
 import { readAllContent } from "../content/read.ts";
 import { writeContent } from "../content/write.ts";
 import type { ContainerdClient } from "../grpc/connection.ts";
-import { ContainerdError, GrpcCode, isAlreadyExists, isNotFound } from "../grpc/errors.ts";
+import { ContainerdError, GrpcCode, isNotFound } from "../grpc/errors.ts";
 import { DISTRIBUTION_SOURCE_PREFIX, LABELS } from "../labels.ts";
 import { chainIds } from "../oci/chain_id.ts";
 import { mediaTypeKind } from "../oci/media_types.ts";
@@ -24,6 +24,7 @@ import { defaultSnapshotter } from "../runtime/task.ts";
 import { type ResolvedManifest, resolveManifest } from "./manifest.ts";
 import type { BlobProvider } from "./provider.ts";
 import { labelUnpacked, unpackLayer } from "./unpack.ts";
+import { dropStaleLeases, saveImageRecord } from "./_record.ts";
 import {
   blobExists,
   childLabels,
@@ -132,7 +133,9 @@ function isBadData(err: unknown): boolean {
  * stopped) and unpacks each in order as soon as it and the ones below are
  * in, then creates or updates the image record. Everything is written under
  * one expiring lease, deleted at the end: the image record then keeps it all
- * alive through the labels.
+ * alive through the labels. When storing fails (or is aborted) the lease is
+ * kept until it expires, so the ingests stay resumable; the next successful
+ * store of the same name deletes such leases.
  *
  * @param client A connected client (its namespace receives the image).
  * @param provider Where the blobs come from: a registry or an archive.
@@ -162,7 +165,9 @@ export async function storeImage(
   const sourceLabels = (): Record<string, string> =>
     source ? { [`${DISTRIBUTION_SOURCE_PREFIX}${source.host}`]: source.repository } : {};
 
-  return await withLease(client, async (leased, leaseId) => {
+  // Whether anything was written: a store that fails before keeps no lease.
+  let writing = false;
+  const work = async (leased: ContainerdClient, leaseId: string): Promise<StoredImage> => {
     // Documents: from the store when present, else from the provider.
     const seen = new Map<string, Document>();
     const recorder: BlobProvider = {
@@ -209,6 +214,7 @@ export async function storeImage(
     let fetched = 0;
     let existed = 0;
     let bytes = 0;
+    writing = true;
     for (const { desc, bytes: data, fetched: isNew } of docs) {
       const kind = mediaTypeKind(desc.mediaType) as PullProgress["kind"];
       const labels = data ? childLabels(documentChildren(desc, data)) : {};
@@ -345,23 +351,15 @@ export async function storeImage(
     await Promise.all(downloads);
 
     await saveImageRecord(leased, name, target, signal);
+    await dropStaleLeases(client, name, leaseId);
     return { name, ...resolved, snapshotter, fetched, existed, bytes };
-  }, { labels: { [LABELS.pull]: name.slice(0, 200) } });
-}
-
-/** Creates the image record, or points an existing one at the new target. */
-async function saveImageRecord(
-  client: ContainerdClient,
-  name: string,
-  target: OciDescriptor,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  const { mediaType, digest, size, annotations } = target;
-  const image = { name, target: { mediaType, digest, size, annotations: annotations ?? {} } };
-  try {
-    await client.images.create({ image }, { signal });
-  } catch (err) {
-    if (!isAlreadyExists(err)) throw err;
-    await client.images.update({ image, updateMask: { paths: ["target"] } }, { signal });
-  }
+  };
+  return await withLease(client, async (leased, leaseId) => {
+    try {
+      return await work(leased, leaseId);
+    } catch (err) {
+      if (!writing) await client.leases.delete({ id: leaseId }).catch(() => {});
+      throw err;
+    }
+  }, { labels: { [LABELS.pull]: name }, keepOnError: true });
 }

@@ -74,18 +74,40 @@ export async function* streamBlob(
     const reader = res.body?.getReader();
     if (!reader) throw fail("the registry sent no body");
     let interrupted: string | undefined;
+    const header = Number(res.headers.get("Content-Length") ?? NaN);
+    const length = Number.isSafeInteger(header) ? header : undefined;
+    let received = 0;
+    // One watchdog per answer (not a timer per chunk): no bytes for
+    // stallTimeoutMs aborts the answer, and the read below fails.
+    let lastData = Date.now();
+    let stalled = false;
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastData < stallTimeoutMs) return;
+      stalled = true;
+      attempt.abort();
+    }, Math.max(10, Math.min(1000, stallTimeoutMs / 4)));
     try {
       while (true) {
-        const next = await readOrStall(reader, attempt, signal, stallTimeoutMs);
-        if (next === "stalled") {
-          interrupted = `no data for ${stallTimeoutMs} ms at byte ${position}`;
+        let next: ReadableStreamReadResult<Uint8Array>;
+        try {
+          next = await reader.read();
+        } catch (err) {
+          if (signal?.aborted) throw signal.reason;
+          interrupted = stalled
+            ? `no data for ${stallTimeoutMs} ms at byte ${position}`
+            : `the connection dropped at byte ${position}: ${errorMessage(err)}`;
           break;
         }
-        if (next instanceof Error) {
-          interrupted = `the connection dropped at byte ${position}: ${errorMessage(next)}`;
+        if (next.done) {
+          // An answer shorter than its Content-Length was cut: resume. One that
+          // is complete but short means the blob is (fails the size check below).
+          if (position < desc.size && length !== undefined && received < length) {
+            interrupted = `the answer ended at byte ${position}`;
+          }
           break;
         }
-        if (next.done) break;
+        lastData = Date.now();
+        received += next.value.length;
         let chunk = next.value;
         if (skip > 0) {
           const n = Math.min(skip, chunk.length);
@@ -101,6 +123,7 @@ export async function* streamBlob(
         yield chunk;
       }
     } finally {
+      clearInterval(watchdog);
       attempt.abort();
       reader.releaseLock();
       await res.body?.cancel().catch(() => {});
@@ -117,27 +140,5 @@ export async function* streamBlob(
   const actual = hash?.digest();
   if (actual !== undefined && actual !== desc.digest) {
     throw fail(`the bytes received hash to ${actual}`, "DIGEST_INVALID");
-  }
-}
-
-/** Reads the next chunk; "stalled" when none comes within the stall timeout. */
-async function readOrStall(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  attempt: AbortController,
-  signal: AbortSignal | undefined,
-  stallTimeoutMs: number,
-): Promise<ReadableStreamReadResult<Uint8Array> | "stalled" | Error> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const stalled = new Promise<"stalled">((resolve) => {
-    timer = setTimeout(() => resolve("stalled"), stallTimeoutMs);
-  });
-  try {
-    return await Promise.race([reader.read(), stalled]);
-  } catch (err) {
-    if (signal?.aborted) throw signal.reason;
-    if (attempt.signal.aborted) return new Error("aborted");
-    return err instanceof Error ? err : new Error(String(err));
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -34,6 +34,8 @@ export class RegistryError extends Error {
   readonly status: number;
   /** The distribution error code, when the registry sent one. */
   readonly code: string | undefined;
+  /** What went wrong, without the registry and repository prefix. */
+  readonly details: string;
 
   /** Builds the error and its message from the parts. */
   constructor(options: RegistryErrorOptions) {
@@ -47,5 +49,6 @@ export class RegistryError extends Error {
     this.repository = options.repository;
     this.status = options.status;
     this.code = options.code;
+    this.details = options.details;
   }
 }

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { scratchNamespace } from "../daemon_helpers.ts";
 import { containerdTest } from "../harness.ts";
 import { buildImage, busyboxBaseLayer, readStaticBusybox } from "../oci_archive.ts";
-import { startRegistry } from "../registry_harness.ts";
-import { cli } from "./_cli.ts";
+import { startRegistry, throttledProxy } from "../registry_harness.ts";
+import { CLI, cli, ROOT } from "./_cli.ts";
 
 async function spec(text: string) {
   return {
@@ -104,3 +104,100 @@ containerdTest("cli images import reads a file and stdin (-) and prints the name
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+containerdTest(
+  "cli images pull killed (SIGKILL) mid-layer leaves a resumable ingest; the next pull resumes it with Range",
+  async (h) => {
+    await using registry = await startRegistry();
+    const big = new Uint8Array(4 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, i + 65536));
+    const built = await registry.push(
+      {
+        name: "wfe.test/killed:1",
+        layers: [
+          busyboxBaseLayer(await readStaticBusybox()),
+          [{ type: "file", path: "/big.bin", content: big }],
+        ],
+      },
+      "team/killed",
+      "1",
+    );
+    const bigLayer = built.layerDigests[1];
+    await using proxy = throttledProxy(registry, 2 * 1024 * 1024);
+    const ref = `${proxy.host}/team/killed:1`;
+    await using ns = await scratchNamespace(h);
+    const g = ["--address", `unix://${h.address}`, "--namespace", ns.name];
+
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        CLI,
+        ...g,
+        "images",
+        "pull",
+        "--json",
+        "--snapshotter",
+        h.snapshotter,
+        ref,
+      ],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    let killedAt = 0;
+    try {
+      while (!killedAt) {
+        const next = await lines.read();
+        if (next.done) throw new Error(`the pull ended before it could be killed: ${buffered}`);
+        buffered += next.value;
+        for (const line of buffered.split("\n").slice(0, -1)) {
+          const e = line.startsWith("{") ? JSON.parse(line) : undefined;
+          if (e?.digest === bigLayer && e.phase === "downloading" && e.done >= 1024 * 1024) {
+            child.kill("SIGKILL");
+            killedAt = e.done;
+            break;
+          }
+        }
+        buffered = buffered.slice(buffered.lastIndexOf("\n") + 1);
+      }
+    } finally {
+      await lines.cancel().catch(() => {});
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status;
+    }
+    assert.deepEqual((await ns.client.images.list({})).images, [], "no image record");
+    const { statuses } = await ns.client.content.listStatuses({});
+    const ingest = statuses.find((s) => s.ref === `layer-${bigLayer}`);
+    assert.ok(ingest && ingest.offset >= killedAt, JSON.stringify(statuses));
+
+    const rerun = await cli([...g, "images", "pull", "--snapshotter", h.snapshotter, ref]);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.equal(rerun.stdout, `${ref}\n`);
+    const resumedAt = proxy.ranges.at(-1);
+    assert.match(resumedAt ?? "", /^bytes=\d+-$/, `the last blob request: ${proxy.ranges}`);
+    assert.ok(Number(/\d+/.exec(resumedAt!)![0]) >= killedAt, resumedAt!);
+    const step = await cli([
+      ...g,
+      "run",
+      "--image",
+      ref,
+      "--pull",
+      "never",
+      "--snapshotter",
+      h.snapshotter,
+      "--runc-root",
+      h.runcRoot,
+      "--",
+      "sh",
+      "-c",
+      "wc -c < /big.bin",
+    ]);
+    assert.equal(step.stdout, `${big.length}\n`, step.stderr);
+  },
+);

@@ -244,8 +244,15 @@ containerdTest(
     const ingest = statuses.find((s) => s.ref === `layer-${big}`);
     assert.ok(ingest && ingest.offset >= 1024 * 1024, `ingest kept: ${JSON.stringify(statuses)}`);
 
+    const kept = (await ns.client.leases.list({})).leases;
+    assert.equal(
+      kept.length,
+      1,
+      "the failed pull's lease is kept (it expires), holding the ingest",
+    );
     const image = await pull(ns.client, ref, { snapshotter: h.snapshotter });
     assert.equal(image.target.digest, built.manifestDigest);
+    assert.deepEqual((await ns.client.leases.list({})).leases, [], "the stale lease was dropped");
     const bigSize = built.layerSizes[1];
     assert.ok(
       image.bytes < bigSize,

@@ -353,8 +353,14 @@ containerdTest("runStep() rejects bad input before any container exists", async 
 });
 
 containerdTest("runStep() reports a missing image with the names it tried", async (h) => {
+  // pull 'never': the names tried and the command that pulls it.
   await assert.rejects(
-    () => runStep(base(h, { image: "wfe.test/nothing:here", run: "true" })),
-    /wfe\.test\/nothing:here.*not in namespace/,
+    () => runStep(base(h, { image: "wfe.test/nothing:here", run: "true", pull: "never" })),
+    /image 'wfe\.test\/nothing:here' is not in namespace 'wfe-test' \(tried wfe\.test\/nothing:here\) and the pull policy is 'never'; pull it first/,
+  );
+  // if-not-present: it is missing and the pull failed, and why (no such registry host here).
+  await assert.rejects(
+    () => runStep(base(h, { image: "127.0.0.1:1/nothing:here", run: "true" })),
+    /registry 127\.0\.0\.1:1, repository nothing: image '127\.0\.0\.1:1\/nothing:here' is not in namespace 'wfe-test' and pulling it failed: cannot reach http:\/\/127\.0\.0\.1:1\/v2\/nothing\/manifests\/here/,
   );
 });
