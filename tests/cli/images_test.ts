@@ -201,3 +201,58 @@ containerdTest(
     assert.equal(step.stdout, `${big.length}\n`, step.stderr);
   },
 );
+
+containerdTest(
+  "cli images pull --user NAME --password-stdin authenticates; a wrong password is named, never shown",
+  async (h) => {
+    await using registry = await startRegistry({
+      tokenAuth: { users: { ci: "s3cret-pw" }, anonymousPull: false, oauthPost: true },
+    });
+    await registry.push(await spec("private\n"), "team/private", "1");
+    const ref = `${registry.host}/team/private:1`;
+    await using ns = await scratchNamespace(h);
+    const pullWith = async (password: string) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          CLI,
+          "--address",
+          `unix://${h.address}`,
+          "--namespace",
+          ns.name,
+          "images",
+          "pull",
+          "-q",
+          "--snapshotter",
+          h.snapshotter,
+          "--user",
+          "ci",
+          "--password-stdin",
+          ref,
+        ],
+        cwd: ROOT,
+        env: { DOCKER_CONFIG: "/nonexistent" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(`${password}\n`));
+      await writer.close();
+      const out = await child.output();
+      const dec = new TextDecoder();
+      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    };
+    const wrong = await pullWith("not-it");
+    assert.equal(wrong.code, 125);
+    assert.match(
+      wrong.stderr,
+      new RegExp(`credentials for ${registry.host.replace(/\./g, "\\.")} were rejected`),
+    );
+    assert.doesNotMatch(wrong.stderr, /not-it/);
+    const right = await pullWith("s3cret-pw");
+    assert.equal(right.code, 0, right.stderr);
+    assert.equal(right.stdout, `${ref}\n`);
+  },
+);
