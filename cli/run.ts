@@ -5,6 +5,7 @@
  * @module
  */
 
+import { progressDisplay } from "./progress.ts";
 import { type Command, Option } from "@commander-js/extra-typings";
 import {
   type Cli,
@@ -29,6 +30,8 @@ import { ensureStepImage, runStep, type StepResult, stepSpec } from "../lib/step
 
 /** The step flags of `run` and `spec`, as commander parses them. */
 export interface StepFlags {
+  /** `--plain-http` */
+  plainHttp?: boolean;
   /** `--file` */
   file?: string;
   /** `--image` */
@@ -133,6 +136,7 @@ function addStepOptions<C extends Command<[string[]], Record<string, unknown>>>(
         ["if-not-present", "never", "always"] as const,
       ),
     )
+    .option("--plain-http", "pull from the image's registry over plain HTTP")
     .option("--platform <os/arch>", "image platform, e.g. linux/arm64 (default: this host's)")
     .option("--runtime <name>", "runtime (default: io.containerd.runc.v2)")
     .option("--snapshotter <name>", "snapshotter (default: the namespace's, else overlayfs)")
@@ -333,9 +337,12 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
       let result: StepResult;
       let timedOut = false;
       try {
+        const pulling = progressDisplay(flags.json ? "quiet" : "plain");
         result = await runStep(config, {
           client,
           signal: interrupt.signal,
+          registry: flags.plainHttp ? { plainHttp: true } : undefined,
+          onPullProgress: (e) => pulling.onProgress(e),
           gracePeriodMs: flags.gracePeriod,
           onStdout: flags.json ? undefined : (line) => out(`${line}\n`),
           onStderr: flags.json ? undefined : (line) => err(`${line}\n`),
@@ -391,7 +398,9 @@ export function registerSpec(program: Command<[], Record<string, unknown>>, cli:
         address: config.containerdAddr,
         namespace: config.namespace,
       });
-      const image = await ensureStepImage(client, step, {});
+      const image = await ensureStepImage(client, step, {
+        registry: (opts as { plainHttp?: boolean }).plainHttp ? { plainHttp: true } : undefined,
+      });
       const result = await stepSpec(client, step, image, newContainerId(step.stepName));
       out(JSON.stringify(result, null, 2) + "\n");
     });

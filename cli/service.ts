@@ -5,6 +5,7 @@
  * @module
  */
 
+import { progressDisplay } from "./progress.ts";
 import { type Command, Option } from "@commander-js/extra-typings";
 import {
   type Cli,
@@ -177,6 +178,7 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
         ["if-not-present", "never", "always"] as const,
       ),
     )
+    .option("--plain-http", "pull from the image's registry over plain HTTP")
     .option("--platform <os/arch>", "image platform (default: this host's)")
     .option("--runtime <name>", "runtime (default: io.containerd.runc.v2)")
     .option("--snapshotter <name>", "snapshotter (default: the namespace's, else overlayfs)")
@@ -202,6 +204,7 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
       };
       const env = keyValues(opts.env, "--env", true) ?? {};
       await using client = await cli.connect();
+      const pulling = progressDisplay(opts.json ? "quiet" : "plain");
       const handle = await runService(undefined, name, opts.image, env, {
         client,
         name,
@@ -213,6 +216,8 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
         cpu: opts.cpu,
         labels: keyValues(opts.label, "--label"),
         pull: opts.pull,
+        registry: opts.plainHttp ? { plainHttp: true } : undefined,
+        onPullProgress: (e) => pulling.onProgress(e),
         platform: opts.platform,
         runtime: opts.runtime,
         snapshotter: opts.snapshotter,

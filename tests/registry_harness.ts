@@ -329,13 +329,13 @@ async function startTokenService(
 export interface ThrottledProxy extends AsyncDisposable {
   /** `127.0.0.1:<port>`. */
   host: string;
-  /** The Range header of every blob request, in order (null when absent). */
-  ranges: (string | null)[];
+  /** Every blob request, in order: the digest asked for and its Range header (null when absent). */
+  requests: { digest: string; range: string | null }[];
 }
 
 /** Starts a {@linkcode ThrottledProxy}; stop it with `await using` or its dispose method. */
 export function throttledProxy(registry: TestRegistry, bytesPerSecond: number): ThrottledProxy {
-  const ranges: (string | null)[] = [];
+  const requests: { digest: string; range: string | null }[] = [];
   const piece = 64 * 1024;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const url = new URL(req.url);
@@ -346,7 +346,10 @@ export function throttledProxy(registry: TestRegistry, bytesPerSecond: number): 
     if (!url.pathname.includes("/blobs/") || req.method !== "GET" || !upstream.body) {
       return upstream;
     }
-    ranges.push(req.headers.get("Range"));
+    requests.push({
+      digest: url.pathname.slice(url.pathname.lastIndexOf("/") + 1),
+      range: req.headers.get("Range"),
+    });
     const reader = upstream.body.getReader();
     let pending = new Uint8Array(0);
     const body = new ReadableStream<Uint8Array>({
@@ -371,7 +374,7 @@ export function throttledProxy(registry: TestRegistry, bytesPerSecond: number): 
   });
   return {
     host: `127.0.0.1:${server.addr.port}`,
-    ranges,
+    requests,
     [Symbol.asyncDispose]: () => server.shutdown(),
   };
 }
