@@ -5,20 +5,77 @@
  * @module
  */
 
+/** The longest delay one `setTimeout` takes: 2^31 - 1 ms (~24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer that {@linkcode longTimeout} started. */
+export interface LongTimer {
+  /** Stops it; nothing fires afterwards. */
+  clear(): void;
+}
+
+/**
+ * Calls `fn` after `ms` milliseconds, for any finite `ms`: delays beyond
+ * {@linkcode MAX_TIMER_MS} are chained from shorter timers (a plain
+ * `setTimeout` would fire after ~1 ms instead).
+ *
+ * @param options `maxChunk`: the longest single timer (for tests); `unref`:
+ *   do not keep the process alive for it.
+ */
+export function longTimeout(
+  fn: () => void,
+  ms: number,
+  options: { maxChunk?: number; unref?: boolean } = {},
+): LongTimer {
+  const { maxChunk = MAX_TIMER_MS, unref = false } = options;
+  if (Number.isNaN(ms)) throw new RangeError("Cannot wait NaN ms");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let cleared = false;
+  const due = Date.now() + Math.max(0, ms);
+  const arm = (left: number): void => {
+    if (left === Infinity) return; // never fires
+    timer = setTimeout(() => {
+      if (cleared) return;
+      const rest = due - Date.now();
+      if (left > maxChunk && rest > 0) arm(rest);
+      else fn();
+    }, Math.min(Math.max(0, left), maxChunk));
+    if (unref) Deno.unrefTimer(timer as unknown as number);
+  };
+  arm(Math.max(0, ms));
+  return {
+    clear() {
+      cleared = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** An AbortSignal that aborts with a TimeoutError after `ms` ms (any finite `ms`). */
+export function timeoutSignal(ms: number): AbortSignal {
+  const controller = new AbortController();
+  longTimeout(
+    () => controller.abort(new DOMException(`timed out after ${ms} ms`, "TimeoutError")),
+    ms,
+    { unref: true },
+  );
+  return controller.signal;
+}
+
 /**
  * Waits for `promise` at most `ms` milliseconds.
  *
  * @returns True when it settled (fulfilled or rejected) in time.
  */
 export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: LongTimer | undefined;
   try {
     return await Promise.race([
       promise.then(() => true, () => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+      new Promise<boolean>((resolve) => (timer = longTimeout(() => resolve(false), ms))),
     ]);
   } finally {
-    clearTimeout(timer);
+    timer?.clear();
   }
 }
 
@@ -32,13 +89,13 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
       reject(signal.reason);
       return;
     }
-    const timer = setTimeout(done, ms);
+    const timer = longTimeout(done, ms);
     function done(): void {
       signal?.removeEventListener("abort", abort);
       resolve();
     }
     function abort(): void {
-      clearTimeout(timer);
+      timer.clear();
       reject(signal!.reason);
     }
     signal?.addEventListener("abort", abort, { once: true });
@@ -62,13 +119,13 @@ export async function deadline<T>(
   ms: number,
   options: DeadlineOptions<T> = {},
 ): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: LongTimer | undefined;
   let timedOut = false;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
+        timer = longTimeout(() => {
           timedOut = true;
           const prefix = options.what ? `${options.what}: ` : "";
           reject(new Error(`${prefix}no answer within ${ms} ms`));
@@ -76,7 +133,7 @@ export async function deadline<T>(
       }),
     ]);
   } finally {
-    clearTimeout(timer);
+    timer?.clear();
     if (timedOut) promise.then((value) => options.dispose?.(value), () => {});
   }
 }
@@ -90,10 +147,10 @@ export function timeoutOrAbort(
   timeoutMs: number | undefined,
   signal: AbortSignal | undefined,
 ): { reason: Promise<"timeout" | "abort">; cancel(): void } {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: LongTimer | undefined;
   let onAbort: (() => void) | undefined;
   const reason = new Promise<"timeout" | "abort">((resolve) => {
-    if (timeoutMs !== undefined) timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    if (timeoutMs !== undefined) timer = longTimeout(() => resolve("timeout"), timeoutMs);
     if (signal) {
       onAbort = () => resolve("abort");
       if (signal.aborted) onAbort();
@@ -103,7 +160,7 @@ export function timeoutOrAbort(
   return {
     reason,
     cancel() {
-      clearTimeout(timer);
+      timer?.clear();
       if (onAbort) signal?.removeEventListener("abort", onAbort);
     },
   };

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { deadline, delay, within } from "../_util/async.ts";
+import { deadline, delay, timeoutSignal, within } from "../_util/async.ts";
 import { errorMessage } from "../_util/errors.ts";
 import type { ContainerdClient } from "../grpc/connection.ts";
 import type { OciSpec } from "../oci/spec.ts";
@@ -181,7 +181,7 @@ async function probe(
   }
   if ("http" in check) {
     const url = `http://${host}:${check.http.port}${check.http.path ?? "/"}`;
-    const res = await fetch(url, { redirect: "manual", signal: AbortSignal.timeout(budgetMs) });
+    const res = await fetch(url, { redirect: "manual", signal: timeoutSignal(budgetMs) });
     await res.body?.cancel();
     if (res.status < 200 || res.status >= 400) throw new Error(`GET ${url}: HTTP ${res.status}`);
     return;

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import {
   deadline,
   delay,
+  longTimeout,
+  MAX_TIMER_MS,
   pooledMap,
   retry,
   timeoutOrAbort,
@@ -142,4 +144,54 @@ Deno.test("LruCache forgets the least recently used beyond its entry and byte li
   });
   withUndefined.set("missing", undefined);
   assert.deepEqual(withUndefined.get("missing"), { value: undefined }, "undefined is a value");
+});
+
+Deno.test("longTimeout() chains timers for delays beyond one timer's limit and fires once, on time", async () => {
+  const started = performance.now();
+  let fired = 0;
+  await new Promise<void>((resolve) => {
+    longTimeout(
+      () => {
+        fired++;
+        resolve();
+      },
+      35,
+      { maxChunk: 10 },
+    );
+  });
+  assert.ok(performance.now() - started >= 34, `fired after ${performance.now() - started} ms`);
+  await delay(30);
+  assert.equal(fired, 1);
+  // A cleared chain never fires.
+  const timer = longTimeout(() => fired++, 25, { maxChunk: 10 });
+  await delay(12);
+  timer.clear();
+  await delay(30);
+  assert.equal(fired, 1);
+});
+
+Deno.test("delay(), within(), deadline() and timeoutOrAbort() do not fire early for delays above 2^31-1 ms", async () => {
+  const huge = MAX_TIMER_MS + 5; // a plain setTimeout fires this after ~1 ms
+  const stop = new AbortController();
+  const slept = delay(huge, stop.signal);
+  const raced = timeoutOrAbort(25 * 24 * 3600 * 1000, stop.signal);
+  let settle!: (value: string) => void;
+  const late = new Promise<string>((resolve) => (settle = resolve));
+  const inTime = within(late, huge);
+  const bounded = deadline(late, huge);
+  const first = await Promise.race([
+    slept.then(() => "delay", () => "delay rejected"),
+    raced.reason,
+    inTime.then(() => "within"),
+    bounded.then(() => "deadline", () => "deadline rejected"),
+    new Promise((r) => setTimeout(() => r("nothing fired"), 50)),
+  ]);
+  assert.equal(first, "nothing fired");
+  stop.abort(new Error("done"));
+  assert.equal(await raced.reason, "abort");
+  await assert.rejects(slept, /done/);
+  raced.cancel();
+  settle("late"); // within() and deadline() settle and release their timers
+  assert.equal(await inTime, true);
+  assert.equal(await bounded, "late");
 });

@@ -364,3 +364,16 @@ containerdTest("runStep() reports a missing image with the names it tried", asyn
     /registry 127\.0\.0\.1:1, repository nothing: image '127\.0\.0\.1:1\/nothing:here' is not in namespace 'wfe-test' and pulling it failed: cannot reach http:\/\/127\.0\.0\.1:1\/v2\/nothing\/manifests\/here/,
   );
 });
+
+containerdTest(
+  "runStep() with a 25-day timeout and grace period runs the step to its end (no timer overflow)",
+  async (h) => {
+    const days25 = 25 * 24 * 3600 * 1000; // above setTimeout's 2^31-1 ms
+    const result = await runStep(base(h, { run: "sleep 0.2; echo done", timeoutMs: days25 }), {
+      gracePeriodMs: days25,
+    });
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.stdout, "done\n");
+    await assertNothingLeft(h, result.containerId);
+  },
+);
