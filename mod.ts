@@ -84,7 +84,7 @@ export {
   type ServiceInfo,
   serviceLogs,
 } from "./lib/service/manage.ts";
-export { ServiceError, type ServiceFailure } from "./lib/service/errors.ts";
+export { PortInUseError, ServiceError, type ServiceFailure } from "./lib/service/errors.ts";
 export type { RemovedContainer } from "./lib/runtime/remove.ts";
 
 // Leftovers

@@ -50,3 +50,26 @@ export class ServiceError extends Error implements ServiceFailure {
     this.stderrTail = failure.stderrTail;
   }
 }
+
+/**
+ * A host-network service's declared port is already taken on this host, so
+ * the service was not started (it would fail to bind, or a readiness check
+ * would reach the other listener).
+ */
+export class PortInUseError extends Error {
+  /** The port. */
+  readonly port: number;
+  /** The service's container id. */
+  readonly containerId: string;
+
+  /** Creates the error for a port and service. */
+  constructor(port: number, containerId: string) {
+    super(
+      `Cannot start service ${containerId}: port ${port} is already in use on this host by ` +
+        "another process (the service shares the host's network)",
+    );
+    this.name = "PortInUseError";
+    this.port = port;
+    this.containerId = containerId;
+  }
+}

@@ -6,8 +6,8 @@
 
 import { isIdentifier } from "../_util/identifiers.ts";
 import { type ContainerdClient, type TlsOptions, withClient } from "../grpc/connection.ts";
-import { ContainerdError, GrpcCode } from "../grpc/errors.ts";
-import { LABELS } from "../labels.ts";
+import { ContainerdError, GrpcCode, isNotFound } from "../grpc/errors.ts";
+import { LABELS, MANAGED_BY } from "../labels.ts";
 import { removeContainer, type RemovedContainer } from "../runtime/remove.ts";
 import { taskStatusName } from "../runtime/task.ts";
 
@@ -28,6 +28,12 @@ export interface CleanupServiceOptions extends ServiceClientOptions {
    * @default {10000}
    */
   gracePeriodMs?: number;
+  /**
+   * Remove the container even when this project did not create it (it has
+   * no `wfe.containerd/managed-by` label).
+   * @default {false}
+   */
+  force?: boolean;
 }
 
 /**
@@ -36,9 +42,12 @@ export interface CleanupServiceOptions extends ServiceClientOptions {
  * processes, then Tasks.Delete, Containers.Delete, snapshot Remove, lease
  * Delete and the capture files. Idempotent: an id that is already gone
  * succeeds, and a partly created service (a container without a task, a task
- * without a container record) is still fully removed.
+ * without a container record) is still fully removed. A container this
+ * project did not create is refused unless `force` is set.
  *
  * @returns What existed and was removed.
+ * @throws {TypeError} When the container exists but has no
+ *   `wfe.containerd/managed-by: @wfe/containerd` label (and `force` is not set).
  * @throws {Error} When a part could not be removed (the others still were).
  *
  * @example
@@ -57,6 +66,22 @@ export async function cleanupService(
     throw new TypeError(`Cannot clean up container id '${containerId}': not a valid id`);
   }
   return await withClient(addr, options, async (client) => {
+    if (!options.force) {
+      const record = await client.containers.get({ id: containerId }).then(
+        (r) => r.container,
+        (err) => {
+          if (isNotFound(err)) return null;
+          throw err;
+        },
+      );
+      if (record && record.labels[LABELS.managedBy] !== MANAGED_BY) {
+        throw new TypeError(
+          `Cannot clean up container '${containerId}' in namespace '${client.namespace}': ` +
+            `it was not created by ${MANAGED_BY} (no ${LABELS.managedBy} label); pass ` +
+            "force: true to remove it anyway",
+        );
+      }
+    }
     const removed = await removeContainer(client, containerId, {
       gracePeriodMs: options.gracePeriodMs ?? 10_000,
     });

@@ -15,7 +15,7 @@ import type { ImageProcessConfig } from "../oci/spec.ts";
 import { createContainerTask } from "../runtime/container.ts";
 import { removeContainer } from "../runtime/remove.ts";
 import { defaultSnapshotter, parseSignal } from "../runtime/task.ts";
-import { ServiceError } from "./errors.ts";
+import { PortInUseError, ServiceError } from "./errors.ts";
 import {
   checkLabel,
   logMatcher,
@@ -28,7 +28,7 @@ import { type PullPolicy, validateStepConfig } from "../step/config.ts";
 import type { PullProgress } from "../image/store.ts";
 import type { RegistryClient, RegistryClientOptions } from "../registry/client.ts";
 import { buildStepSpec, ensureStepImage } from "../step/run.ts";
-import type { RuncOptions } from "../../proto/gen/types.ts";
+import { type RuncOptions, TaskStatus } from "../../proto/gen/types.ts";
 
 /** Options of {@linkcode runService}. */
 export interface RunServiceOptions {
@@ -172,6 +172,20 @@ export async function runService(
   );
 }
 
+/** Throws {@linkcode PortInUseError} when something listens on `port` on any local address. */
+function assertPortFree(port: number, containerId: string): void {
+  for (const hostname of ["0.0.0.0", "::"]) {
+    let listener: Deno.Listener;
+    try {
+      listener = Deno.listen({ hostname, port });
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) throw new PortInUseError(port, containerId);
+      continue; // e.g. no IPv6 on this host
+    }
+    listener.close();
+  }
+}
+
 async function start(
   client: ContainerdClient,
   containerId: string,
@@ -192,6 +206,11 @@ async function start(
     });
   } catch (err) {
     if (!(err instanceof ContainerdError) || err.code !== GrpcCode.NOT_FOUND) throw err;
+  }
+  // On this host's daemon, a port another process holds fails the service
+  // before anything is created (on a remote daemon, this host's ports say nothing).
+  if (client.address.transport === "unix") {
+    for (const port of ports) assertPortFree(port, containerId);
   }
   const resolved = await ensureStepImage(client, step, options);
   const imageConfig: ImageProcessConfig = { ...resolved.config.config };
@@ -290,6 +309,18 @@ async function start(
     }
   }
   await capture.stopTailing().catch(() => {});
+  if (readiness) {
+    // A check that passed counts only while the service's own task still runs.
+    const { process } = await client.tasks.get({ containerId });
+    if (process?.status !== TaskStatus.RUNNING) {
+      const exitCode = process?.exitStatus;
+      throw await fail(
+        `service ${name} (${containerId}) exited (code ${exitCode}) although its readiness ` +
+          `check ${checkLabel(readiness.check, host)} passed: another process may answer there`,
+        { exitCode },
+      );
+    }
+  }
 
   const prefix = serviceEnvPrefix(name);
   const envOut: Record<string, string> = { [`${prefix}_HOST`]: host };

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { connect, type ContainerdClient } from "../../lib/grpc/connection.ts";
 import { specToAny } from "../../lib/oci/spec.ts";
-import { ServiceError } from "../../lib/service/errors.ts";
+import { PortInUseError, ServiceError } from "../../lib/service/errors.ts";
 import { cleanupService, listServices, serviceLogs } from "../../lib/service/manage.ts";
 import { runService, type RunServiceOptions } from "../../lib/service/start.ts";
-import { assertExists, assertInstanceOf } from "../asserts.ts";
+import { assertExists, assertInstanceOf, assertRejects } from "../asserts.ts";
 import { assertNothingLeft } from "../daemon_helpers.ts";
 import { containerdTest, type HarnessInfo } from "../harness.ts";
 
@@ -271,13 +271,34 @@ containerdTest("cleanupService() removes a container record that has no task", a
       id,
       runtime: { name: "io.containerd.runc.v2" },
       spec: specToAny({} as never),
-      labels: { "wfe.containerd/kind": "service" },
+      labels: { "wfe.containerd/kind": "service", "wfe.containerd/managed-by": "@wfe/containerd" },
     },
   });
   const removed = await cleanupService(addr(h), id, { namespace: h.namespace });
   assert.deepEqual(removed.removed, ["container"]);
   await assertNothingLeft(h, id);
 });
+
+containerdTest(
+  "cleanupService() refuses a container this project did not create, unless force",
+  async (h) => {
+    const id = uniqueId("foreign");
+    await using c = await client(h);
+    await c.containers.create({
+      container: { id, runtime: { name: "io.containerd.runc.v2" }, spec: specToAny({} as never) },
+    });
+    await assertRejects(
+      () => cleanupService(addr(h), id, { namespace: h.namespace }),
+      TypeError,
+      `Cannot clean up container '${id}' in namespace '${h.namespace}': it was not created by ` +
+        "@wfe/containerd (no wfe.containerd/managed-by label); pass force: true",
+    );
+    assert.equal((await c.containers.get({ id })).container?.id, id, "still there");
+    const removed = await cleanupService(addr(h), id, { namespace: h.namespace, force: true });
+    assert.deepEqual(removed.removed, ["container"]);
+    await assertNothingLeft(h, id);
+  },
+);
 
 containerdTest("cleanupService() kills a task whose container record was deleted", async (h) => {
   const id = uniqueId("svc-orphan");
@@ -326,3 +347,36 @@ containerdTest("runService() rejects bad options before creating anything", asyn
   );
   await assertNothingLeft(h, id);
 });
+
+containerdTest(
+  "runService() refuses a declared port another process holds, before creating anything",
+  async (h) => {
+    const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (holder.addr as Deno.NetAddr).port;
+    try {
+      await using c = await client(h);
+      const before = (await c.containers.list({})).containers.length;
+      const id = uniqueId("svc-busy");
+      const err = await assertRejects(
+        () =>
+          runService(
+            addr(h),
+            id,
+            h.images.oneLayer.name,
+            {},
+            opts(h, {
+              command: ["/bin/sh", "-c", `exec nc -l -p ${port}`],
+              ports: [port],
+            }),
+          ),
+        PortInUseError,
+        `Cannot start service ${id}: port ${port} is already in use on this host by another process`,
+      );
+      assert.equal(err.port, port);
+      assert.equal((await c.containers.list({})).containers.length, before, "nothing created");
+      await assertNothingLeft(h, id);
+    } finally {
+      holder.close();
+    }
+  },
+);
