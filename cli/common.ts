@@ -328,3 +328,31 @@ export function formatBytes(bytes: number): string {
 export function examples(...lines: string[]): string {
   return `\nExamples:\n${lines.map((l) => (l === "" ? "" : `  ${l}`)).join("\n")}\n`;
 }
+
+/**
+ * Aborts the returned signal on SIGINT / SIGTERM, saying `what` happens next
+ * (a second signal exits at once, 130 / 143).
+ */
+export function interruptible(what: string): {
+  signal: AbortSignal;
+  received: () => Deno.Signal | undefined;
+  done(): void;
+} {
+  const controller = new AbortController();
+  let received: Deno.Signal | undefined;
+  const listeners = (["SIGINT", "SIGTERM"] as const).map((sig) => {
+    const fn = () => {
+      if (received) Deno.exit(sig === "SIGINT" ? 130 : 143);
+      received = sig;
+      err(`${PROGRAM}: ${sig}: ${what}\n`);
+      controller.abort(new CliError(`interrupted by ${sig}`, sig === "SIGINT" ? 130 : 143));
+    };
+    Deno.addSignalListener(sig, fn);
+    return [sig, fn] as const;
+  });
+  return {
+    signal: controller.signal,
+    received: () => received,
+    done: () => listeners.forEach(([sig, fn]) => Deno.removeSignalListener(sig, fn)),
+  };
+}

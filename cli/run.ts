@@ -16,6 +16,7 @@ import {
   errorLine,
   examples,
   EXIT_TIMEOUT,
+  interruptible,
   keyValue,
   keyValues,
   out,
@@ -259,31 +260,6 @@ export interface RunJson {
   durationMs: number;
 }
 
-/** Stops the step on SIGINT / SIGTERM (a second signal exits at once). */
-function interruptible(): {
-  signal: AbortSignal;
-  received: () => Deno.Signal | undefined;
-  done(): void;
-} {
-  const controller = new AbortController();
-  let received: Deno.Signal | undefined;
-  const listeners = (["SIGINT", "SIGTERM"] as const).map((sig) => {
-    const fn = () => {
-      if (received) Deno.exit(sig === "SIGINT" ? 130 : 143);
-      received = sig;
-      err(`${PROGRAM}: ${sig}: stopping the step and removing its container\n`);
-      controller.abort(new CliError(`interrupted by ${sig}`, sig === "SIGINT" ? 130 : 143));
-    };
-    Deno.addSignalListener(sig, fn);
-    return [sig, fn] as const;
-  });
-  return {
-    signal: controller.signal,
-    received: () => received,
-    done: () => listeners.forEach(([sig, fn]) => Deno.removeSignalListener(sig, fn)),
-  };
-}
-
 /** Registers `run` on the program. */
 export function registerRun(program: Command<[], Record<string, unknown>>, cli: Cli): void {
   const run = program
@@ -333,7 +309,7 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
         address: config.containerdAddr,
         namespace: config.namespace,
       });
-      const interrupt = interruptible();
+      const interrupt = interruptible("stopping the step and removing its container");
       let result: StepResult;
       let timedOut = false;
       try {

@@ -16,6 +16,7 @@ import {
   errorLine,
   examples,
   formatAge,
+  interruptible,
   keyValues,
   out,
   portArg,
@@ -205,8 +206,10 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
       const env = keyValues(opts.env, "--env", true) ?? {};
       await using client = await cli.connect();
       const pulling = progressDisplay(opts.json ? "quiet" : "plain");
+      const interrupt = interruptible("removing the half-started service");
       const handle = await runService(undefined, name, opts.image, env, {
         client,
+        signal: interrupt.signal,
         name,
         command: opts.entrypoint !== undefined ? [opts.entrypoint] : undefined,
         args: command.length > 0 ? command : undefined,
@@ -222,7 +225,7 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
         runtime: opts.runtime,
         snapshotter: opts.snapshotter,
         runcOptions: opts.runcRoot !== undefined ? { root: opts.runcRoot } : undefined,
-      });
+      }).finally(() => interrupt.done());
       if (opts.json) {
         out(JSON.stringify(handle, null, 2) + "\n");
         return;

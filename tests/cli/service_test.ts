@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { assertExists } from "../asserts.ts";
-import { clean, cli, freePort } from "./_cli.ts";
+import { clean, CLI, cli, freePort, ROOT } from "./_cli.ts";
+import { connect } from "../../lib/grpc/connection.ts";
 import { containerdTest } from "../harness.ts";
 
 containerdTest("cli service start / ls / logs / stop", async (h) => {
@@ -93,3 +94,60 @@ containerdTest("cli service start / ls / logs / stop", async (h) => {
     }
   });
 });
+
+containerdTest(
+  "cli service start interrupted by SIGINT while waiting for readiness removes the service, exit 130",
+  async (h) => {
+    await clean(h, async (s) => {
+      const name = `svc-int-${s.token}`;
+      const port = freePort(); // nothing will listen there: readiness keeps waiting
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          CLI,
+          ...s.g,
+          "service",
+          "start",
+          name,
+          "--image",
+          h.images.oneLayer.name,
+          "--snapshotter",
+          h.snapshotter,
+          "--runc-root",
+          h.runcRoot,
+          "--port",
+          String(port),
+          "--ready-timeout",
+          "60s",
+          "--",
+          "sleep",
+          "1000",
+        ],
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      try {
+        await using c = await connect(`unix://${h.address}`, { namespace: s.namespace });
+        const deadline = Date.now() + 30_000;
+        while (!(await c.tasks.list({})).tasks.some((t) => t.id === name && t.status === 2)) {
+          if (Date.now() > deadline) throw new Error("the service's task never ran");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        child.kill("SIGINT");
+        const out = await child.output();
+        const stderr = new TextDecoder().decode(out.stderr);
+        assert.equal(out.code, 130, stderr);
+        assert.match(stderr, /SIGINT: removing the half-started service/);
+        assert.match(stderr, /error: interrupted by SIGINT/);
+      } finally {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* exited */ }
+        await child.status;
+      }
+    });
+  },
+);
