@@ -267,6 +267,7 @@ async function start(
   let pid: number;
   try {
     if (log) capture.startTailing();
+    signal?.throwIfAborted(); // aborted while being created: never start it
     ({ pid } = await client.tasks.start({ containerId }));
   } catch (err) {
     await capture.remove().catch(() => {});

@@ -254,6 +254,8 @@ async function runOn(
   let ending: Ending;
   try {
     capture.startTailing();
+    // An abort that came while the container was being created: never start it.
+    signal?.throwIfAborted();
     await client.tasks.start({ containerId });
     ending = await waitForEnd(client, containerId, wait, step.timeoutMs, grace, signal);
   } catch (err) {

@@ -377,3 +377,83 @@ containerdTest(
     await assertNothingLeft(h, result.containerId);
   },
 );
+
+/**
+ * The client (and every client view made from it: namespace, lease), with `stop` aborted right
+ * after Tasks.Create answers, i.e. while runStep is still creating the container.
+ */
+function abortingAfterTaskCreate(
+  c: ContainerdClient,
+  stop: AbortController,
+  starts: string[],
+): ContainerdClient {
+  const isClient = (v: unknown): v is ContainerdClient =>
+    typeof v === "object" && v !== null && "tasks" in v && "withLease" in v;
+  return new Proxy(c, {
+    get(target, prop) {
+      if (prop === "tasks") {
+        return new Proxy(target.tasks, {
+          get(tasks, name) {
+            const value = Reflect.get(tasks, name);
+            if (name === "start") {
+              return (...args: Parameters<typeof tasks.start>) => {
+                starts.push(args[0].containerId ?? "");
+                return tasks.start(...args);
+              };
+            }
+            if (name !== "create") return typeof value === "function" ? value.bind(tasks) : value;
+            return async (...args: Parameters<typeof tasks.create>) => {
+              const created = await tasks.create(...args);
+              stop.abort(new Error("aborted during creation"));
+              return created;
+            };
+          },
+        });
+      }
+      const value = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const result = value.apply(target, args);
+        return isClient(result) ? abortingAfterTaskCreate(result, stop, starts) : result;
+      };
+    },
+  });
+}
+
+containerdTest(
+  "runStep() aborted while its container is created never starts the command",
+  async (h) => {
+    const dir = await Deno.makeTempDir({ prefix: "wfe-abort-" });
+    try {
+      await using c = await client(h);
+      const starts: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const stop = new AbortController();
+        await assertRejects(
+          () =>
+            runStep(
+              base(h, {
+                run: `touch /mark/ran-${i}`,
+                user: "0:0",
+                volumes: [{ source: dir, target: "/mark" }],
+                stepName: `abort-${i}`,
+              }),
+              { client: abortingAfterTaskCreate(c, stop, starts), signal: stop.signal },
+            ),
+          Error,
+          "aborted during creation",
+        );
+        assert.deepEqual(starts, [], `attempt ${i}: Tasks.Start was called`);
+        assert.deepEqual(
+          await Array.fromAsync(Deno.readDir(dir)),
+          [],
+          `attempt ${i}: the command ran`,
+        );
+      }
+      const { containers } = await c.containers.list({});
+      assert.ok(!containers.some((x) => x.labels["wfe.containerd/name"]?.startsWith("abort-")));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
