@@ -122,6 +122,12 @@ export {
   type OpenImageArchiveOptions,
 } from "./lib/archive/image_archive.ts";
 export {
+  defaultSeccompProfile,
+  kernelAtLeast,
+  type SeccompProfile,
+  type SeccompSyscall,
+} from "./lib/oci/seccomp.ts";
+export {
   buildSpec,
   DEFAULT_CAPABILITIES,
   DEFAULT_PATH,

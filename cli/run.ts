@@ -71,6 +71,8 @@ export interface StepFlags {
   runtime?: string;
   /** `--snapshotter` */
   snapshotter?: string;
+  /** `--seccomp` */
+  seccomp?: string;
   /** `--runc-root` */
   runcRoot?: string;
   /** `--max-output-bytes` */
@@ -141,6 +143,10 @@ function addStepOptions<C extends Command<[string[]], Record<string, unknown>>>(
     .option("--platform <os/arch>", "image platform, e.g. linux/arm64 (default: this host's)")
     .option("--runtime <name>", "runtime (default: io.containerd.runc.v2)")
     .option("--snapshotter <name>", "snapshotter (default: the namespace's, else overlayfs)")
+    .option(
+      "--seccomp <profile>",
+      "seccomp filter: default (containerd's profile), unconfined, or a JSON profile file",
+    )
     .option("--runc-root <dir>", "runc state directory (runc option root)");
   return cmd;
 }
@@ -233,6 +239,7 @@ export async function stepFromFlags(
   set("platform", flags.platform);
   set("runtime", flags.runtime);
   set("snapshotter", flags.snapshotter);
+  set("seccomp", flags.seccomp);
   if (flags.data?.length) config.workflowData = keyValues(flags.data, "--data");
   if (flags.runcRoot !== undefined) config.runcOptions = { root: flags.runcRoot };
   if (flags.timeout === 0) throw new CliError("--timeout must be longer than 0");

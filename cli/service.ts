@@ -183,6 +183,10 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
     .option("--platform <os/arch>", "image platform (default: this host's)")
     .option("--runtime <name>", "runtime (default: io.containerd.runc.v2)")
     .option("--snapshotter <name>", "snapshotter (default: the namespace's, else overlayfs)")
+    .option(
+      "--seccomp <profile>",
+      "seccomp filter: default (containerd's profile), unconfined, or a JSON profile file",
+    )
     .option("--runc-root <dir>", "runc state directory (runc option root)")
     .option("--json", "print the started service as JSON")
     .addHelpText(
@@ -224,6 +228,7 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
         platform: opts.platform,
         runtime: opts.runtime,
         snapshotter: opts.snapshotter,
+        seccomp: opts.seccomp,
         runcOptions: opts.runcRoot !== undefined ? { root: opts.runcRoot } : undefined,
       }).finally(() => interrupt.done());
       if (opts.json) {

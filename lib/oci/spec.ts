@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { SeccompProfile } from "./seccomp.ts";
+
 /** The OCI runtime-spec version containerd 1.6 writes. */
 export const OCI_VERSION = "1.0.2-dev";
 /** `type_url` of a runtime spec inside a protobuf Any, as containerd expects it. */
@@ -110,6 +112,8 @@ export interface OciSpec {
     readonlyPaths: string[];
     /** The cgroup path, `/<namespace>/<container id>`. */
     cgroupsPath: string;
+    /** The seccomp filter, if any. */
+    seccomp?: SeccompProfile;
     /** Cgroup resources. */
     resources: {
       /** Device rules. */
@@ -318,15 +322,23 @@ export interface BindMount {
   readonly?: boolean;
 }
 
-/** Adds bind mounts (`rbind`, plus `ro` or `rw`). */
-export function withBindMounts(mounts: readonly BindMount[]): SpecOpt {
+/**
+ * Adds bind mounts (`rbind`, plus `ro` or `rw`); with `recursive`, read-only
+ * mounts also get `rro` (runc 1.1+, kernel 5.12+), so mounts below the source
+ * are read-only too.
+ */
+export function withBindMounts(
+  mounts: readonly BindMount[],
+  options: { recursiveReadonly?: boolean } = {},
+): SpecOpt {
   return (spec) => {
     for (const m of mounts) {
+      const mode = m.readonly ? (options.recursiveReadonly ? ["ro", "rro"] : ["ro"]) : ["rw"];
       spec.mounts.push({
         destination: m.target,
         type: "bind",
         source: m.source,
-        options: ["rbind", m.readonly ? "ro" : "rw"],
+        options: ["rbind", ...mode],
       });
     }
   };

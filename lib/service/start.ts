@@ -72,6 +72,11 @@ export interface RunServiceOptions {
   runcOptions?: Init<RuncOptions>;
   /** Image platform, e.g. `linux/amd64`. */
   platform?: string;
+  /**
+   * `"default"` (containerd's seccomp profile), `"unconfined"`, or a JSON profile's path.
+   * @default {"default"}
+   */
+  seccomp?: string;
   /** Cancels starting (and waiting for readiness); what was created is removed. */
   signal?: AbortSignal;
 }
@@ -161,6 +166,7 @@ export async function runService(
     runtime: options.runtime,
     runcOptions: options.runcOptions,
     snapshotter: options.snapshotter,
+    seccomp: options.seccomp,
     platform: options.platform,
     stepName: name,
   });

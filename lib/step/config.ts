@@ -12,6 +12,8 @@ import type { BindMount } from "../oci/spec.ts";
 import type { RuncOptions } from "../../proto/gen/types.ts";
 
 import type { PullPolicy } from "../image/policy.ts";
+import type { SeccompProfile } from "../oci/seccomp.ts";
+import { errorMessage } from "../_util/errors.ts";
 export type { PullPolicy };
 
 /** Network mode of a step. */
@@ -83,6 +85,13 @@ export interface StepConfig {
   runcOptions?: Init<RuncOptions>;
   /** Extra labels on the container. */
   labels?: Record<string, string>;
+  /**
+   * The seccomp filter: `"default"` is containerd's default profile (as
+   * `ctr run --seccomp` and nerdctl apply it), `"unconfined"` none, any other
+   * value the path of a JSON profile (OCI `linux.seccomp` form) on this host.
+   * @default {"default"}
+   */
+  seccomp?: string;
 }
 
 /** A step config after validation, with parsed limits. */
@@ -99,6 +108,8 @@ export interface ValidatedStep extends StepConfig {
   cpus?: number;
   /** Environment entries, `KEY=value`: workflow data, then `env`. */
   envEntries: string[];
+  /** The seccomp profile to apply, `undefined` for unconfined. */
+  seccompProfile?: SeccompProfile | "default";
 }
 
 const UNITS: Record<string, number> = {
@@ -285,6 +296,7 @@ export function validateStepConfig(config: StepConfig): ValidatedStep {
   }
   return {
     ...config,
+    seccompProfile: seccompOf(config.seccomp),
     network,
     pull: pull as PullPolicy,
     runtime: config.runtime ?? DEFAULT_RUNTIME,
@@ -292,4 +304,28 @@ export function validateStepConfig(config: StepConfig): ValidatedStep {
     cpus: config.cpu === undefined ? undefined : parseCpu(config.cpu),
     envEntries,
   };
+}
+
+/** Reads the `seccomp` field: the default profile, none, or a JSON profile from a file. */
+function seccompOf(value: unknown): SeccompProfile | "default" | undefined {
+  if (value === undefined || value === "default") return "default";
+  if (value === "unconfined") return undefined;
+  if (typeof value !== "string" || value === "") {
+    throw new TypeError(
+      `Cannot use seccomp ${JSON.stringify(value)}: expected 'default', 'unconfined' or the ` +
+        "path of a JSON profile",
+    );
+  }
+  let profile: Partial<SeccompProfile>;
+  try {
+    profile = JSON.parse(Deno.readTextFileSync(value));
+  } catch (err) {
+    throw new TypeError(`Cannot use seccomp '${value}': ${errorMessage(err)}`, { cause: err });
+  }
+  if (typeof profile?.defaultAction !== "string" || !Array.isArray(profile.syscalls ?? [])) {
+    throw new TypeError(
+      `Cannot use seccomp '${value}': not a seccomp profile (expected defaultAction and syscalls)`,
+    );
+  }
+  return { architectures: [], syscalls: [], ...profile } as SeccompProfile;
 }

@@ -44,6 +44,7 @@ export const STEP_FILE_KEYS: Readonly<Record<string, keyof StepConfig>> = {
   platform: "platform",
   runtime: "runtime",
   snapshotter: "snapshotter",
+  seccomp: "seccomp",
   labels: "labels",
   step_name: "stepName",
   name: "stepName",
@@ -268,6 +269,7 @@ export function parseStepFile(text: string, options: ParseStepFileOptions = {}):
       case "platform":
       case "runtime":
       case "snapshotter":
+      case "seccomp":
       case "stepName":
         if (typeof value !== "string" || value === "") bad("a non-empty string");
         config[field] = value as string;

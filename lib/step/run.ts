@@ -9,6 +9,7 @@ import { timeoutOrAbort } from "../_util/async.ts";
 import { type ContainerdClient, withClient } from "../grpc/connection.ts";
 import { readImagePasswdGroup } from "../image/files.ts";
 import { ensureImage } from "../image/policy.ts";
+import { defaultSeccompProfile, kernelAtLeast } from "../oci/seccomp.ts";
 import type { ResolvedImage } from "../image/resolve.ts";
 import type { PullProgress } from "../image/store.ts";
 import type { RegistryClient, RegistryClientOptions } from "../registry/client.ts";
@@ -192,11 +193,15 @@ export function buildStepSpec(
   opts.push(withEnv(step.envEntries));
   if (step.workingDir !== undefined) opts.push(withCwd(step.workingDir));
   opts.push(withUser(user.uid, user.gid, user.additionalGids));
-  if (step.volumes?.length) opts.push(withBindMounts(step.volumes));
+  if (step.volumes?.length) {
+    opts.push(withBindMounts(step.volumes, { recursiveReadonly: kernelAtLeast(5, 12) }));
+  }
   opts.push(withNetwork(step.network, step.network === "host" ? hostName() : undefined));
   if (step.memoryBytes !== undefined) opts.push(withMemoryLimit(step.memoryBytes));
   if (step.cpus !== undefined) opts.push(withCpus(step.cpus));
   const spec = buildSpec(namespace, containerId, opts);
+  if (step.seccompProfile === "default") spec.linux.seccomp = defaultSeccompProfile(spec);
+  else if (step.seccompProfile) spec.linux.seccomp = step.seccompProfile;
   if (spec.process.args.length === 0) {
     throw new TypeError(
       `Cannot run image '${step.image}': it has no Entrypoint or Cmd and the step gives no ` +

@@ -1,6 +1,7 @@
 // Ports of wfe-containerd's build_oci_spec_* unit tests (shared/seeds/wfe-containerd-step-rs-early.txt),
 // adapted to what we build instead: containerd's full default spec (7 default mounts, not 3), a
 // network namespace, the image config applied first, and `command` keeping the image Entrypoint.
+import { kernelAtLeast } from "../../lib/oci/seccomp.ts";
 import assert from "node:assert/strict";
 import { assertThrows } from "../asserts.ts";
 import {
@@ -106,7 +107,13 @@ Deno.test("buildStepSpec() ports build_oci_spec_with_volumes (7 default mounts +
       source: "/host/data",
       options: ["rbind", "rw"],
     },
-    { destination: "/etc/config", type: "bind", source: "/host/config", options: ["rbind", "ro"] },
+    {
+      destination: "/etc/config",
+      type: "bind",
+      source: "/host/config",
+      // Recursively read-only (runc's rro) where the kernel has mount_setattr (5.12+).
+      options: kernelAtLeast(5, 12) ? ["rbind", "ro", "rro"] : ["rbind", "ro"],
+    },
   ]);
 });
 

@@ -50,6 +50,7 @@ max_output_bytes: 1048576
 platform: linux/arm64
 runtime: io.containerd.runc.v2
 snapshotter: native
+seccomp: unconfined
 labels:
   team: infra
   tier: 1
@@ -81,10 +82,11 @@ labels:
     platform: "linux/arm64",
     runtime: "io.containerd.runc.v2",
     snapshotter: "native",
+    seccomp: "unconfined",
     labels: { team: "infra", tier: "1" },
   });
   validateStepConfig(step);
-  assert.equal(Object.keys(STEP_FILE_KEYS).length, 21);
+  assert.equal(Object.keys(STEP_FILE_KEYS).length, 22);
 });
 
 Deno.test("parseStepFile() takes command lists, name, numeric users and ms timeouts", () => {

@@ -1,0 +1,108 @@
+/**
+ * Step isolation defaults against the harness's containerd: containerd's seccomp profile applied
+ * (and its opt-outs), recursive read-only volumes.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { runStep } from "../../lib/step/run.ts";
+import type { StepConfig } from "../../lib/step/config.ts";
+import { assertThrows } from "../asserts.ts";
+import { validateStepConfig } from "../../lib/step/config.ts";
+import { assertNothingLeft } from "../daemon_helpers.ts";
+import { containerdTest, type HarnessInfo } from "../harness.ts";
+
+function base(h: HarnessInfo, extra: Partial<StepConfig>): StepConfig {
+  return {
+    image: h.images.oneLayer.name,
+    containerdAddr: `unix://${h.address}`,
+    namespace: h.namespace,
+    snapshotter: h.snapshotter,
+    runcOptions: { root: h.runcRoot },
+    ...extra,
+  };
+}
+
+containerdTest(
+  "steps run under containerd's seccomp profile: no new user namespaces, unless seccomp is unconfined",
+  async (h) => {
+    const probe =
+      "grep Seccomp: /proc/self/status; /bin/busybox unshare -U true && echo unshare-ok; true";
+    const filtered = await runStep(base(h, { run: probe, user: "1000:1000" }));
+    assert.match(filtered.stdout, /^Seccomp:\t2\n$/);
+    assert.match(filtered.stderr, /unshare: unshare\(0x10000000\): Operation not permitted/);
+    await assertNothingLeft(h, filtered.containerId);
+
+    const open = await runStep(base(h, { run: probe, user: "1000:1000", seccomp: "unconfined" }));
+    assert.equal(open.stdout, "Seccomp:\t0\nunshare-ok\n");
+    await assertNothingLeft(h, open.containerId);
+  },
+);
+
+containerdTest(
+  "seccomp takes a JSON profile file; a bad one is refused naming the field and path",
+  async (h) => {
+    const dir = await Deno.makeTempDir({ prefix: "wfe-seccomp-" });
+    try {
+      const path = `${dir}/profile.json`;
+      // Allow everything but mkdir, which fails with EPERM.
+      await Deno.writeTextFile(
+        path,
+        JSON.stringify({
+          defaultAction: "SCMP_ACT_ALLOW",
+          architectures: [],
+          syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO" }],
+        }),
+      );
+      const result = await runStep(
+        base(h, {
+          run: "mkdir /tmp/made 2>&1; ls -d /tmp/made 2>&1; true",
+          seccomp: path,
+        }),
+      );
+      assert.match(
+        result.stdout,
+        /mkdir: can't create directory '\/tmp\/made': Operation not permitted/,
+      );
+      assert.match(result.stdout, /\/tmp\/made: No such file or directory/);
+      await Deno.writeTextFile(`${dir}/bad.json`, "{}");
+      assertThrows(
+        () => validateStepConfig(base(h, { run: "true", seccomp: `${dir}/bad.json` })),
+        TypeError,
+        `Cannot use seccomp '${dir}/bad.json': not a seccomp profile (expected defaultAction and syscalls)`,
+      );
+      assertThrows(
+        () => validateStepConfig(base(h, { run: "true", seccomp: `${dir}/missing.json` })),
+        TypeError,
+        `Cannot use seccomp '${dir}/missing.json': `,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+containerdTest(
+  "a readonly volume is read-only all the way down (mounts below its source too)",
+  async (h) => {
+    const dir = await Deno.makeTempDir({ prefix: "wfe-rro-" });
+    const sub = `${dir}/sub`;
+    await Deno.mkdir(sub);
+    const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "tmpfs", sub] }).output();
+    assert.ok(mount.success, new TextDecoder().decode(mount.stderr));
+    try {
+      const result = await runStep(base(h, {
+        run: "touch /data/top 2>&1; touch /data/sub/below 2>&1; true",
+        user: "0:0",
+        volumes: [{ source: dir, target: "/data", readonly: true }],
+      }));
+      assert.match(result.stdout, /touch: \/data\/top: Read-only file system/);
+      assert.match(result.stdout, /touch: \/data\/sub\/below: Read-only file system/);
+      await assertNothingLeft(h, result.containerId);
+    } finally {
+      await new Deno.Command("umount", { args: [sub] }).output();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
