@@ -65,7 +65,12 @@ export {
 } from "./lib/step/file.ts";
 export { formatDuration, parseDuration } from "./lib/step/duration.ts";
 export { OUTPUT_PREFIX, parseOutputs } from "./lib/step/outputs.ts";
-export { StepError, type StepFailure, StepTimeoutError } from "./lib/step/errors.ts";
+export {
+  StepError,
+  type StepFailure,
+  StepOutputError,
+  StepTimeoutError,
+} from "./lib/step/errors.ts";
 export type { BindMount } from "./lib/oci/spec.ts";
 
 // Services

@@ -34,11 +34,10 @@ function utf8Boundary(bytes: Uint8Array, start: number): number {
 
 /** Keeps the last `max` bytes of a file, counting all of them. */
 async function readBounded(
-  path: string,
+  file: Deno.FsFile,
   max: number,
   onChunk?: (chunk: Uint8Array) => void,
 ): Promise<{ text: string; bytes: number; truncated: boolean }> {
-  using file = await Deno.open(path, { read: true });
   const chunks: Uint8Array[] = [];
   let kept = 0;
   let total = 0;
@@ -70,6 +69,11 @@ async function readBounded(
   return { text, bytes: total, truncated };
 }
 
+/** A file's identity: device and inode. */
+function identity(info: Deno.FileInfo): string {
+  return `${info.dev}:${info.ino}`;
+}
+
 /** The {@linkcode Capture} of two regular files, tailed by polling. */
 export class FileCapture implements Capture {
   readonly dir: string;
@@ -84,6 +88,9 @@ export class FileCapture implements Capture {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #polling: Promise<void> | undefined;
   #error: { value: unknown } | undefined;
+  /** The files created for the task, kept open: their identity, and whether they still exist. */
+  #files: [Deno.FsFile, Deno.FsFile];
+  #ids: [string, string];
 
   constructor(
     dir: string,
@@ -93,7 +100,10 @@ export class FileCapture implements Capture {
     options: CaptureOptions,
     maxOutputBytes: number,
     pollIntervalMs: number,
+    files: [Deno.FsFile, Deno.FsFile],
   ) {
+    this.#files = files;
+    this.#ids = files.map((f) => identity(f.statSync())) as [string, string];
     this.dir = dir;
     this.stdoutPath = stdoutPath;
     this.stderrPath = stderrPath;
@@ -135,9 +145,11 @@ export class FileCapture implements Capture {
   async read(): Promise<CapturedOutput> {
     const max = this.#maxOutputBytes;
     const parser = new OutputParser({ maxLineLength: Math.max(max, MIN_OUTPUT_LINE) });
+    using stdout = await this.#open(0);
+    using stderr = await this.#open(1);
     const [out, err] = await Promise.all([
-      readBounded(this.stdoutPath, max, (chunk) => parser.push(chunk)),
-      readBounded(this.stderrPath, max),
+      readBounded(stdout, max, (chunk) => parser.push(chunk)),
+      readBounded(stderr, max),
     ]);
     return {
       stdout: out.text,
@@ -157,7 +169,7 @@ export class FileCapture implements Capture {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
       throw new RangeError(`Cannot tail ${maxBytes} bytes of ${stream}: expected an integer >= 0`);
     }
-    using file = await Deno.open(stream === "stdout" ? this.stdoutPath : this.stderrPath);
+    using file = await this.#open(stream === "stdout" ? 0 : 1);
     const { size } = await file.stat();
     const start = Math.max(0, size - maxBytes);
     await file.seek(start, Deno.SeekMode.Start);
@@ -175,6 +187,11 @@ export class FileCapture implements Capture {
   async remove(): Promise<void> {
     this.#removed = true;
     await this.#halt();
+    for (const file of this.#files) {
+      try {
+        file.close();
+      } catch { /* closed */ }
+    }
     try {
       await Deno.remove(this.dir, { recursive: true });
     } catch (err) {
@@ -184,6 +201,47 @@ export class FileCapture implements Capture {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.remove();
+  }
+
+  /**
+   * Says whether the capture files are still there and still the files
+   * created for the task.
+   *
+   * @returns `undefined` when they are, else an error naming the file and what happened.
+   */
+  async check(): Promise<Error | undefined> {
+    for (const [i, path] of [this.stdoutPath, this.stderrPath].entries()) {
+      const info = await this.#files[i].stat();
+      if (info.nlink === 0) {
+        return new Deno.errors.NotFound(
+          `the capture file ${path} was deleted (with the capture directory ${this.dir}?) ` +
+            "while the step ran",
+        );
+      }
+      try {
+        (await this.#open(i)).close();
+      } catch (err) {
+        return err as Error;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Opens a capture file by path for reading (fresh data on NFS), checking
+   * that the path still names the regular file created for the task.
+   */
+  async #open(index: number): Promise<Deno.FsFile> {
+    const path = index === 0 ? this.stdoutPath : this.stderrPath;
+    const file = await Deno.open(path, { read: true });
+    const info = await file.stat();
+    if (!info.isFile || identity(info) !== this.#ids[index]) {
+      file.close();
+      throw new Error(
+        `the capture file ${path} was replaced: it is no longer the file created for the step`,
+      );
+    }
+    return file;
   }
 
   /** Stops the timer and waits for a poll in progress. */
@@ -215,7 +273,7 @@ export class FileCapture implements Capture {
   /** Reads new bytes of a tailed file and delivers complete lines; keeps errors. */
   async #readNew(tail: Tail, toEnd: boolean): Promise<void> {
     try {
-      using file = await Deno.open(tail.path, { read: true });
+      using file = await this.#open(tail.path === this.stdoutPath ? 0 : 1);
       const { size } = await file.stat();
       // Up to the size seen now, so a writer that keeps writing cannot keep us here.
       const end = toEnd ? size : Math.min(size, tail.offset + MAX_BYTES_PER_POLL);

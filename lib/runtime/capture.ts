@@ -22,6 +22,9 @@ import { isAbsolute, join, resolve } from "node:path";
 /** Environment variable naming a directory for capture files shared with the daemon. */
 export const IO_DIR_ENV = "WFE_IO_DIR";
 
+/** Environment variable that opts in to permissive capture modes (`1`): see `CaptureOptions.shared`. */
+export const IO_PERMISSIVE_ENV = "WFE_IO_PERMISSIVE";
+
 /** Default of {@linkcode CaptureOptions.maxOutputBytes}: 16 MiB per stream. */
 export const DEFAULT_MAX_OUTPUT_BYTES: number = 16 * 1024 * 1024;
 
@@ -39,10 +42,14 @@ export interface CaptureOptions {
    */
   ioDir?: string;
   /**
-   * The directory is shared with a daemon that may write as another user: the
-   * capture directory is made mode 0777 and the files 0666 instead of 0700 and
-   * 0600.
-   * @default {true when WFE_IO_DIR is set}
+   * Permissive modes, an explicit opt-in for a daemon whose shim cannot write
+   * files that only their owner may write (e.g. an NFS export that squashes
+   * root): the capture directory becomes 01777 (sticky: no one else can
+   * delete or rename the files) and the files 0666, so any local user can
+   * read the output and append to it. Without it the directory is 0700 and
+   * the files 0600 in every mode, shared `WFE_IO_DIR` included (a root shim,
+   * and Lima's virtiofs, write them fine).
+   * @default {true when WFE_IO_PERMISSIVE=1, else false}
    */
   shared?: boolean;
   /**
@@ -101,7 +108,7 @@ export interface Capture extends AsyncDisposable {
   readonly stdoutPath: string;
   /** The file for the task's stderr, `<dir>/stderr`. */
   readonly stderrPath: string;
-  /** The files are writable by any user (modes 0777/0666), for a daemon on another host. */
+  /** The permissive opt-in is on (modes 01777/0666 instead of 0700/0600). */
   readonly shared: boolean;
   /**
    * Starts delivering new lines to `onStdout` and `onStderr`, polling the
@@ -137,6 +144,13 @@ export interface Capture extends AsyncDisposable {
    * @throws {RangeError} When `maxBytes` is not an integer >= 0.
    */
   tail(stream: CaptureStream, maxBytes: number): Promise<string>;
+  /**
+   * Checks that both files are still there and are the files created for
+   * the task (not deleted, not replaced through their paths).
+   *
+   * @returns `undefined` when they are, else an error naming the file and what happened.
+   */
+  check(): Promise<Error | undefined>;
   /**
    * Stops tailing (without the final delivery) and deletes the directory; a
    * second call does nothing.
@@ -182,9 +196,11 @@ export function ioBaseDir(): string {
 /**
  * Creates `<base>/wfe-io-<containerId>/` with empty `stdout` and `stderr`
  * files for a task. The directory must not exist yet, so two steps never
- * share capture files. Modes are set with chmod, whatever the umask: 0700 and
- * 0600 for a local directory, 0777 and 0666 for a shared one (a daemon on
- * another host may write as another user).
+ * share capture files, and the files are created exclusively (never through
+ * a symlink). Modes: 0700 and 0600, also in a shared `WFE_IO_DIR`; 01777 and
+ * 0666 only with the permissive opt-in (`shared`, `WFE_IO_PERMISSIVE=1`). The
+ * capture keeps both files open: reads check that the path still names the
+ * file created here, and a removed file is noticed.
  *
  * @param containerId The container's ID (a containerd identifier).
  * @param options Base directory, sharing, line callbacks, output bound, poll interval.
@@ -194,6 +210,8 @@ export function ioBaseDir(): string {
  * @throws {RangeError} When `maxOutputBytes` or `pollIntervalMs` is out of range.
  * @throws {Deno.errors.AlreadyExists} When the capture directory exists.
  * @throws {Deno.errors.NotFound} When the base directory does not exist.
+ * @throws {TypeError} When the base directory is writable by all users
+ *   without the sticky bit.
  *
  * @example
  * ```ts
@@ -234,41 +252,54 @@ export async function createCapture(
   let base = options.ioDir ?? envDir ?? systemTempDir();
   // The daemon gets these paths as they are: make them absolute.
   if (!isAbsolute(base)) base = resolve(base);
-  const shared = options.shared ?? envDir !== undefined;
-  const dirMode = shared ? 0o777 : 0o700;
+  const shared = options.shared ?? readEnv(IO_PERMISSIVE_ENV) === "1";
+  await assertSafeBase(base);
+  const dirMode = 0o700; // opened up to 01777 after the files exist, when permissive
   const fileMode = shared ? 0o666 : 0o600;
 
   const dir = join(base, `wfe-io-${containerId}`);
-  try {
-    await Deno.mkdir(dir, { mode: dirMode });
-  } catch (err) {
-    if (err instanceof Deno.errors.AlreadyExists) {
-      throw new Deno.errors.AlreadyExists(
-        `Cannot create capture directory '${dir}' as it already exists: container ID ` +
-          `'${containerId}' may be in use by another step`,
-        { cause: err },
-      );
-    }
-    if (err instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(
-        `Cannot create capture directory '${dir}' as the IO directory '${base}' does not exist`,
-        { cause: err },
-      );
-    }
-    throw err;
-  }
   const stdoutPath = join(dir, "stdout");
   const stderrPath = join(dir, "stderr");
+  const files: Deno.FsFile[] = [];
+  // Modes come from mkdir/open (never chmod by path); the umask is lifted only
+  // for the permissive opt-in, whose modes it would otherwise narrow.
+  const umask = shared ? Deno.umask(0) : undefined;
   try {
-    await Deno.chmod(dir, dirMode);
-    for (const path of [stdoutPath, stderrPath]) {
-      const file = await Deno.open(path, { write: true, createNew: true, mode: fileMode });
-      file.close();
-      await Deno.chmod(path, fileMode);
+    try {
+      await Deno.mkdir(dir, { mode: dirMode });
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) {
+        throw new Deno.errors.AlreadyExists(
+          `Cannot create capture directory '${dir}' as it already exists: container ID ` +
+            `'${containerId}' may be in use by another step`,
+          { cause: err },
+        );
+      }
+      if (err instanceof Deno.errors.NotFound) {
+        throw new Deno.errors.NotFound(
+          `Cannot create capture directory '${dir}' as the IO directory '${base}' does not exist`,
+          { cause: err },
+        );
+      }
+      throw err;
     }
-  } catch (err) {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    throw err;
+    try {
+      for (const path of [stdoutPath, stderrPath]) {
+        // createNew is O_CREAT|O_EXCL: never an existing file, never through a symlink.
+        files.push(
+          await Deno.open(path, { read: true, write: true, createNew: true, mode: fileMode }),
+        );
+      }
+      // Only now, with the files in place, is the directory opened up (the
+      // base dir is safe: no one else can rename it between these calls).
+      if (shared) await Deno.chmod(dir, 0o1777);
+    } catch (err) {
+      for (const file of files) file.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      throw err;
+    }
+  } finally {
+    if (umask !== undefined) Deno.umask(umask);
   }
   return new FileCapture(
     dir,
@@ -278,5 +309,36 @@ export async function createCapture(
     options,
     maxOutputBytes,
     pollIntervalMs,
+    files as [Deno.FsFile, Deno.FsFile],
   );
+}
+
+/**
+ * Refuses an IO base directory that any user may write without the sticky
+ * bit: there another user could rename our capture directory away and put
+ * their own in its place between our calls.
+ */
+async function assertSafeBase(base: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(base);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`Cannot use IO directory '${base}': it does not exist`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  if (!info.isDirectory) {
+    throw new TypeError(`Cannot use IO directory '${base}': it is not a directory`);
+  }
+  const mode = info.mode ?? 0;
+  if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
+    throw new TypeError(
+      `Cannot use IO directory '${base}': any user may write to it and it has no sticky bit, ` +
+        "so capture files there could be replaced; use a directory only you can write to, " +
+        "or set its sticky bit (chmod +t)",
+    );
+  }
 }

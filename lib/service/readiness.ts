@@ -206,10 +206,17 @@ async function execProbe(
   const execId = `ready-${attempt}`;
   const out = `${dir}/exec-${attempt}.out`;
   const err = `${dir}/exec-${attempt}.err`;
-  const mode = (await Deno.stat(dir)).mode! & 0o777;
-  for (const path of [out, err]) {
-    await Deno.writeFile(path, new Uint8Array(), { mode: mode & 0o666 });
-    await Deno.chmod(path, mode & 0o666);
+  // Created exclusively (never an existing file or a symlink planted there),
+  // with the capture directory's openness; never chmod'ed by path.
+  const permissive = ((await Deno.stat(dir)).mode! & 0o002) !== 0;
+  const umask = permissive ? Deno.umask(0) : undefined;
+  try {
+    for (const path of [out, err]) {
+      (await Deno.open(path, { write: true, createNew: true, mode: permissive ? 0o666 : 0o600 }))
+        .close();
+    }
+  } finally {
+    if (umask !== undefined) Deno.umask(umask);
   }
   const process = { ...spec.process, args: argv, terminal: false };
   try {

@@ -63,3 +63,35 @@ export class StepTimeoutError<R = unknown> extends StepError<R> {
     this.timeoutMs = timeoutMs;
   }
 }
+
+/**
+ * The step ran, but its output was lost: the capture files were deleted or
+ * replaced while it ran (the step was then stopped), or reading them failed
+ * (e.g. an `onStdout` callback threw). The exit code is kept.
+ */
+export class StepOutputError extends Error {
+  /** The container's exit code (128 + N when it was stopped by signal N). */
+  readonly exitCode: number;
+  /** The (removed) container's id. */
+  readonly containerId: string;
+  /** Whether the step was stopped because its capture files went away. */
+  readonly stopped: boolean;
+
+  /** Creates the error; the message names the container, the exit code and the cause. */
+  constructor(
+    details: { exitCode: number; containerId: string; stopped: boolean; cause: unknown },
+  ) {
+    const cause = details.cause instanceof Error ? details.cause.message : String(details.cause);
+    super(
+      details.stopped
+        ? `step ${details.containerId} was stopped (exit code ${details.exitCode}): ${cause}`
+        : `step ${details.containerId} exited with code ${details.exitCode}, but its output ` +
+          `could not be read: ${cause}`,
+      { cause: details.cause },
+    );
+    this.name = "StepOutputError";
+    this.exitCode = details.exitCode;
+    this.containerId = details.containerId;
+    this.stopped = details.stopped;
+  }
+}

@@ -28,13 +28,13 @@ import {
   withNetwork,
   withUser,
 } from "../oci/spec.ts";
-import type { CapturedOutput } from "../runtime/capture.ts";
+import type { Capture, CapturedOutput } from "../runtime/capture.ts";
 import { createContainerTask } from "../runtime/container.ts";
 import { removeContainer } from "../runtime/remove.ts";
 import { defaultSnapshotter, newContainerId, stopTask } from "../runtime/task.ts";
 import { DEFAULT_USER, needsImageFiles, parseUserSpec, resolveUser } from "../runtime/user.ts";
 import { type StepConfig, type ValidatedStep, validateStepConfig } from "./config.ts";
-import { StepError, StepTimeoutError } from "./errors.ts";
+import { StepError, StepOutputError, StepTimeoutError } from "./errors.ts";
 import { buildOutputData } from "./outputs.ts";
 
 /** Options of {@linkcode runStep}. */
@@ -262,7 +262,11 @@ async function runOn(
     // An abort that came while the container was being created: never start it.
     signal?.throwIfAborted();
     await client.tasks.start({ containerId });
-    ending = await waitForEnd(client, containerId, wait, step.timeoutMs, grace, signal);
+    ending = await watchCapture(
+      capture,
+      (lost) => waitForEnd(client, containerId, wait, step.timeoutMs, grace, lost),
+      signal,
+    );
   } catch (err) {
     await removeContainer(client, containerId, { gracePeriodMs: grace, snapshotter });
     await capture.remove().catch(() => {});
@@ -280,8 +284,13 @@ async function runOn(
     },
   });
   await capture.remove().catch(() => {});
-  if (!output) {
-    throw removal.errors[0] ?? new Error(`runStep: the output of ${containerId} was not read`);
+  if (ending.reason === "lost" || !output) {
+    throw new StepOutputError({
+      exitCode: ending.exitStatus,
+      containerId,
+      stopped: ending.reason === "lost",
+      cause: ending.lost ?? removal.errors[0] ?? new Error("the output was not read"),
+    });
   }
   const exitCode = ending.exitStatus;
   const stepName = step.stepName ?? "step";
@@ -310,8 +319,49 @@ async function runOn(
 }
 
 interface Ending {
-  reason: "exit" | "timeout" | "abort";
+  reason: "exit" | "timeout" | "abort" | "lost";
   exitStatus: number;
+  /** Why the capture files were lost, for `"lost"`. */
+  lost?: Error;
+}
+
+/** How often a running step's capture files are checked. */
+const CAPTURE_CHECK_MS = 500;
+
+/**
+ * Runs `wait` with a signal that also aborts when the capture files are
+ * deleted or replaced; such an ending is reported as `"lost"` (the step was
+ * stopped) rather than as the caller's abort.
+ */
+async function watchCapture(
+  capture: Capture,
+  wait: (signal: AbortSignal) => Promise<Ending>,
+  signal: AbortSignal | undefined,
+): Promise<Ending> {
+  const lostController = new AbortController();
+  let lost: Error | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const check = async () => {
+    if (stopped) return;
+    const problem = await capture.check().catch((err: Error) => err);
+    if (problem) {
+      lost = problem;
+      lostController.abort(problem);
+    } else if (!stopped) timer = setTimeout(check, CAPTURE_CHECK_MS);
+  };
+  timer = setTimeout(check, CAPTURE_CHECK_MS);
+  try {
+    const both = signal ? AbortSignal.any([signal, lostController.signal]) : lostController.signal;
+    const ending = await wait(both);
+    if (lost && ending.reason === "abort" && !signal?.aborted) {
+      return { ...ending, reason: "lost", lost };
+    }
+    return ending;
+  } finally {
+    stopped = true;
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -99,7 +99,7 @@ Deno.test("createCapture() makes a 0700 dir with empty 0600 files in a local dir
   });
 });
 
-Deno.test("createCapture() makes a 0777 dir with 0666 files under WFE_IO_DIR, whatever the umask", async () => {
+Deno.test("createCapture() keeps 0700/0600 under a shared WFE_IO_DIR; WFE_IO_PERMISSIVE=1 opts in to sticky 01777/0666", async () => {
   await withTempDir(async (base) => {
     await withIoDirEnv(base, async () => {
       assert.equal(ioBaseDir(), base);
@@ -107,19 +107,62 @@ Deno.test("createCapture() makes a 0777 dir with 0666 files under WFE_IO_DIR, wh
         await withUmask(umask, async () => {
           await using capture = await createCapture(`env-${umask}`);
           assert.equal(capture.dir, join(base, `wfe-io-env-${umask}`));
-          assert.equal(capture.shared, true);
-          assert.equal(await mode(capture.dir), 0o777);
-          assert.equal(await mode(capture.stdoutPath), 0o666);
-          assert.equal(await mode(capture.stderrPath), 0o666);
-          assert.equal((await Deno.stat(capture.stdoutPath)).size, 0);
+          assert.equal(capture.shared, false);
+          assert.equal(await mode(capture.dir), 0o700);
+          assert.equal(await mode(capture.stdoutPath), 0o600);
+          assert.equal(await mode(capture.stderrPath), 0o600);
         });
       }
-      // An explicit shared: false wins over the variable.
-      await using local = await createCapture("env-local", { shared: false });
-      assert.equal(local.shared, false);
-      assert.equal(await mode(local.dir), 0o700);
-      assert.equal(await mode(local.stdoutPath), 0o600);
+      Deno.env.set("WFE_IO_PERMISSIVE", "1");
+      try {
+        await withUmask(0o022, async () => {
+          await using open = await createCapture("env-permissive");
+          assert.equal(open.shared, true);
+          assert.equal((await Deno.stat(open.dir)).mode! & 0o7777, 0o1777);
+          assert.equal(await mode(open.stdoutPath), 0o666);
+          assert.equal(Deno.umask(), 0o022, "the umask is restored");
+        });
+        // An explicit shared: false wins over the variable.
+        await using local = await createCapture("env-local", { shared: false });
+        assert.equal(local.shared, false);
+        assert.equal(await mode(local.dir), 0o700);
+      } finally {
+        Deno.env.delete("WFE_IO_PERMISSIVE");
+      }
     });
+  });
+});
+
+Deno.test("createCapture() refuses an IO dir any user may write without the sticky bit", async () => {
+  await withTempDir(async (base) => {
+    await Deno.chmod(base, 0o777);
+    await assertRejects(
+      () => createCapture("unsafe-base", { ioDir: base }),
+      TypeError,
+      `Cannot use IO directory '${base}': any user may write to it and it has no sticky bit`,
+    );
+    await Deno.chmod(base, 0o1777); // like /tmp: accepted
+    await using capture = await createCapture("sticky-base", { ioDir: base });
+    assert.equal(await mode(capture.dir), 0o700);
+  });
+});
+
+Deno.test("a capture notices when its files are replaced through their paths or deleted", async () => {
+  await withTempDir(async (base) => {
+    const secret = join(base, "secret");
+    await Deno.writeTextFile(secret, "not the step's output\n", { mode: 0o600 });
+    await using capture = await createCapture("swapped", { ioDir: base });
+    assert.equal(await capture.check(), undefined);
+    await Deno.remove(capture.stdoutPath);
+    await Deno.symlink(secret, capture.stdoutPath);
+    const err = await assertRejects(
+      () => capture.read(),
+      Error,
+      `the capture file ${capture.stdoutPath} was replaced: it is no longer the file created for the step`,
+    );
+    assert.ok(!err.message.includes("not the step's output"));
+    assert.match(String(await capture.check()), /was deleted \(with the capture directory/);
+    await assertRejects(() => capture.tail("stdout", 100), Error, "was replaced");
   });
 });
 
@@ -129,7 +172,7 @@ Deno.test("createCapture() with ioDir and shared: true makes 0777/0666", async (
       await withUmask(0o077, async () => {
         await using capture = await createCapture("explicit-shared", { ioDir: base, shared: true });
         assert.equal(capture.shared, true);
-        assert.equal(await mode(capture.dir), 0o777);
+        assert.equal((await Deno.stat(capture.dir)).mode! & 0o7777, 0o1777);
         assert.equal(await mode(capture.stdoutPath), 0o666);
         assert.equal(await mode(capture.stderrPath), 0o666);
       });

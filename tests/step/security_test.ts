@@ -7,8 +7,9 @@
 
 import assert from "node:assert/strict";
 import { runStep } from "../../lib/step/run.ts";
+import { StepOutputError } from "../../lib/step/errors.ts";
 import type { StepConfig } from "../../lib/step/config.ts";
-import { assertThrows } from "../asserts.ts";
+import { assertRejects, assertThrows } from "../asserts.ts";
 import { validateStepConfig } from "../../lib/step/config.ts";
 import { assertNothingLeft } from "../daemon_helpers.ts";
 import { containerdTest, type HarnessInfo } from "../harness.ts";
@@ -104,5 +105,56 @@ containerdTest(
       await new Deno.Command("umount", { args: [sub] }).output();
       await Deno.remove(dir, { recursive: true });
     }
+  },
+);
+
+containerdTest(
+  "a capture dir deleted mid-step stops the step promptly with an error naming it; nothing is left",
+  async (h) => {
+    const ioDir = await Deno.makeTempDir({ prefix: "wfe-vanish-" });
+    try {
+      const started = performance.now();
+      const run = runStep(base(h, { run: "echo started; sleep 60" }), {
+        ioDir,
+        gracePeriodMs: 500,
+      });
+      run.catch(() => {});
+      let dir: string | undefined;
+      while (!dir) {
+        for await (const e of Deno.readDir(ioDir)) if (e.name.startsWith("wfe-io-")) dir = e.name;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      await Deno.remove(`${ioDir}/${dir}`, { recursive: true });
+      const err = await assertRejects(
+        () => run,
+        StepOutputError,
+        `was stopped (exit code 137): the capture file ${ioDir}/${dir}/stdout was deleted`,
+      );
+      assert.equal(err.stopped, true);
+      assert.ok(performance.now() - started < 10_000, "stopped promptly");
+      await assertNothingLeft(h, err.containerId);
+    } finally {
+      await Deno.remove(ioDir, { recursive: true });
+    }
+  },
+);
+
+containerdTest(
+  "an onStdout callback that throws keeps the step's exit code in the error",
+  async (h) => {
+    const err = await assertRejects(
+      () =>
+        runStep(base(h, { run: "echo one; exit 3" }), {
+          onStdout: () => {
+            throw new Error("callback broke");
+          },
+        }),
+      StepOutputError,
+      "exited with code 3, but its output could not be read: read output: callback broke",
+    );
+    assert.equal(err.exitCode, 3);
+    assert.equal(err.stopped, false);
+    await assertNothingLeft(h, err.containerId);
   },
 );
