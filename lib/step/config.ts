@@ -14,6 +14,7 @@ import type { RuncOptions } from "../../proto/gen/types.ts";
 import type { PullPolicy } from "../image/policy.ts";
 import type { SeccompProfile } from "../oci/seccomp.ts";
 import { errorMessage } from "../_util/errors.ts";
+import { parseReference } from "../oci/reference.ts";
 export type { PullPolicy };
 
 /** Network mode of a step. */
@@ -193,20 +194,23 @@ export function parseCpu(value: string | number, field = "cpu"): number {
   return cpus;
 }
 
-const ENV_KEY_FORBIDDEN = /[=\0]/;
+const ENV_KEY_FORBIDDEN = /[=\0\n\r]/;
 
 /** Checks an environment key and value; `field` names where they came from. */
 export function validateEnvEntry(key: string, value: string, field: string): void {
   if (key === "" || ENV_KEY_FORBIDDEN.test(key)) {
     throw new TypeError(
       `Cannot use ${field} key '${key.replace(/\0/g, "\\0")}': keys must be non-empty and ` +
-        "contain neither '=' nor NUL",
+        "contain no '=', NUL or line break",
     );
   }
   if (value.includes("\0")) {
     throw new TypeError(`Cannot use ${field}.${key}: the value contains NUL`);
   }
 }
+
+/** Volume targets that would hide the container's own root, /proc, /sys or /dev. */
+const SYSTEM_MOUNTS = ["/proc", "/sys", "/dev"];
 
 function validatePath(path: string, field: string): void {
   if (typeof path !== "string" || !path.startsWith("/")) {
@@ -233,6 +237,13 @@ export function validateStepConfig(config: StepConfig): ValidatedStep {
   if (typeof config.image !== "string" || config.image.trim() === "") {
     throw new TypeError("Cannot run a step without an image: 'image' is empty");
   }
+  try {
+    parseReference(config.image);
+  } catch (err) {
+    throw new TypeError(`Cannot use image '${config.image}': ${errorMessage(err)}`, {
+      cause: err,
+    });
+  }
   if (config.run !== undefined && config.command !== undefined) {
     throw new TypeError("Cannot use both 'run' and 'command': give one of them");
   }
@@ -258,9 +269,29 @@ export function validateStepConfig(config: StepConfig): ValidatedStep {
     );
   }
   if (config.workingDir !== undefined) validatePath(config.workingDir, "workingDir");
+  if (config.volumes !== undefined && !Array.isArray(config.volumes)) {
+    throw new TypeError(`Cannot use volumes: expected an array, got ${typeof config.volumes}`);
+  }
   for (const [i, v] of (config.volumes ?? []).entries()) {
-    validatePath(v.source, `volumes[${i}].source`);
-    validatePath(v.target, `volumes[${i}].target`);
+    validatePath(v?.source, `volumes[${i}].source`);
+    validatePath(v?.target, `volumes[${i}].target`);
+    const target = v.target.replace(/\/+$/, "") || "/";
+    if (target === "/" || SYSTEM_MOUNTS.some((m) => target === m || target.startsWith(`${m}/`))) {
+      throw new TypeError(
+        `Cannot use volumes[${i}].target '${v.target}': it would cover the container's root or ` +
+          "its /proc, /sys or /dev",
+      );
+    }
+  }
+  for (const [field, value] of [["env", config.env], ["workflowData", config.workflowData]]) {
+    if (
+      value !== undefined && (typeof value !== "object" || value === null || Array.isArray(value))
+    ) {
+      throw new TypeError(
+        `Cannot use ${field}: expected an object of NAME: value pairs, got ` +
+          `${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`,
+      );
+    }
   }
   const envEntries: string[] = [];
   for (const [key, value] of Object.entries(config.workflowData ?? {})) {

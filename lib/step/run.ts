@@ -211,6 +211,25 @@ export function buildStepSpec(
   return spec;
 }
 
+/**
+ * With a daemon on this host, a volume whose source does not exist fails
+ * before anything is created (runc would fail after the container exists).
+ */
+async function assertVolumeSources(step: ValidatedStep): Promise<void> {
+  for (const [i, v] of (step.volumes ?? []).entries()) {
+    try {
+      await Deno.stat(v.source);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      throw new TypeError(
+        `Cannot use volumes[${i}].source '${v.source}': it does not exist on this host (where ` +
+          "the daemon runs)",
+        { cause: err },
+      );
+    }
+  }
+}
+
 function hostName(): string | undefined {
   try {
     return Deno.hostname();
@@ -231,6 +250,7 @@ async function runOn(
   started: number,
 ): Promise<StepResult> {
   const signal = options.signal;
+  if (client.address.transport === "unix") await assertVolumeSources(step);
   const image = await ensureStepImage(client, step, options);
   const containerId = newContainerId(step.stepName);
   const spec = await stepSpec(client, step, image, containerId);
