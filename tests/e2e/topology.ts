@@ -153,7 +153,7 @@ export async function startNetnsTopology(): Promise<Topology> {
     await waitForTcp(remoteIp, SOCAT_PORT, 10_000);
 
     const ioDir = await Deno.makeTempDir({ prefix: "wfe-e2e-io-" });
-    await Deno.chmod(ioDir, 0o777);
+    await Deno.chmod(ioDir, 0o1777); // shared like /tmp: sticky, or capture dirs are refused
     undo.push(() => Deno.remove(ioDir, { recursive: true }));
 
     return {
@@ -180,7 +180,8 @@ export async function startLimaTopology(): Promise<Topology> {
   const template = new URL("../../lima/wfe-test.yaml", import.meta.url).pathname;
   const list = await sh(limactl, ["list", "--format", "{{.Name}} {{.Status}}"], true);
   const line = list.split("\n").find((l) => l.startsWith(`${LIMA_INSTANCE} `));
-  await Deno.mkdir(LIMA_IO_DIR, { recursive: true, mode: 0o777 });
+  await Deno.mkdir(LIMA_IO_DIR, { recursive: true });
+  await Deno.chmod(LIMA_IO_DIR, 0o1777); // sticky, or capture dirs are refused
   if (!line) {
     await sh(limactl, ["start", `--name=${LIMA_INSTANCE}`, "--tty=false", template]);
   } else if (!line.endsWith("Running")) {
