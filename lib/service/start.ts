@@ -151,8 +151,24 @@ export async function runService(
     );
   }
   const name = options.name ?? containerId;
+  if (typeof name !== "string" || name.trim() === "" || /[\0\n\r]/.test(name)) {
+    throw new TypeError(`Cannot use name ${JSON.stringify(name)}: expected a non-empty string`);
+  }
+  for (const field of ["command", "args"] as const) {
+    const value = options[field];
+    if (
+      value !== undefined && (!Array.isArray(value) || value.some((a) => typeof a !== "string"))
+    ) {
+      throw new TypeError(
+        `Cannot use ${field} ${JSON.stringify(value)}: expected an array of strings`,
+      );
+    }
+  }
   const ports = (options.ports ?? []).map((p, i) => validPort(p, `ports[${i}]`));
   const host = options.host ?? "127.0.0.1";
+  if (typeof host !== "string" || !/^[^\s/]+$/.test(host)) {
+    throw new TypeError(`Cannot use host ${JSON.stringify(host)}: expected a host name or address`);
+  }
   const readiness = normalizeReadiness(options.readiness, ports);
   const step = validateStepConfig({
     image,

@@ -15,6 +15,7 @@ import type { PullPolicy } from "../image/policy.ts";
 import type { SeccompProfile } from "../oci/seccomp.ts";
 import { errorMessage } from "../_util/errors.ts";
 import { parseReference } from "../oci/reference.ts";
+import { parsePlatform } from "../oci/platform.ts";
 export type { PullPolicy };
 
 /** Network mode of a step. */
@@ -209,6 +210,9 @@ export function validateEnvEntry(key: string, value: string, field: string): voi
   }
 }
 
+/** The longest step name: it is stored as a container label (containerd: key + value <= 4 KiB). */
+const MAX_STEP_NAME = 1024;
+
 /** Volume targets that would hide the container's own root, /proc, /sys or /dev. */
 const SYSTEM_MOUNTS = ["/proc", "/sys", "/dev"];
 
@@ -256,6 +260,31 @@ export function validateStepConfig(config: StepConfig): ValidatedStep {
     }
     if (config.command.some((a) => a.includes("\0"))) {
       throw new TypeError("Cannot use 'command': an argument contains NUL");
+    }
+  }
+  for (const field of ["runtime", "snapshotter", "platform", "stepName", "namespace"] as const) {
+    const value = config[field];
+    if (value === undefined) continue;
+    if (typeof value !== "string" || value.trim() === "" || /[\0\n\r]/.test(value)) {
+      throw new TypeError(
+        `Cannot use ${field} ${JSON.stringify(value)}: expected a non-empty string without ` +
+          "NUL or line breaks",
+      );
+    }
+  }
+  if (config.stepName !== undefined && config.stepName.length > MAX_STEP_NAME) {
+    throw new RangeError(
+      `Cannot use stepName '${config.stepName.slice(0, 40)}...': ${config.stepName.length} ` +
+        `characters, at most ${MAX_STEP_NAME} (it becomes a container label)`,
+    );
+  }
+  if (config.platform !== undefined) {
+    try {
+      parsePlatform(config.platform);
+    } catch (err) {
+      throw new TypeError(`Cannot use platform '${config.platform}': ${errorMessage(err)}`, {
+        cause: err,
+      });
     }
   }
   const network = config.network ?? "none";

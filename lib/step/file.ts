@@ -23,6 +23,7 @@ import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "y
 import type { BindMount } from "../oci/spec.ts";
 import type { StepConfig } from "./config.ts";
 import { parseDuration } from "./duration.ts";
+import { StepFileError, suggest, toJS } from "./_file_support.ts";
 
 /** The keys a step file may use (wfe's names), with what each becomes in {@linkcode StepConfig}. */
 export const STEP_FILE_KEYS: Readonly<Record<string, keyof StepConfig>> = {
@@ -50,33 +51,10 @@ export const STEP_FILE_KEYS: Readonly<Record<string, keyof StepConfig>> = {
   name: "stepName",
 };
 
-/** A problem in a step file, with where it is. */
-export class StepFileError extends Error {
-  /** The file name (or `"step file"`). */
-  readonly source: string;
-  /** 1-based line of the problem, when known. */
-  readonly line?: number;
-  /** 1-based column of the problem, when known. */
-  readonly column?: number;
-  /** The top-level key concerned, when there is one. */
-  readonly key?: string;
+/** The largest step file read or parsed: 1 MiB. */
+export const MAX_STEP_FILE_BYTES: number = 1024 * 1024;
 
-  /** Creates the error; the message reads `<source>:<line>:<column>: <problem>`. */
-  constructor(
-    problem: string,
-    where: { source: string; line?: number; column?: number; key?: string },
-  ) {
-    const at = where.line !== undefined
-      ? `${where.source}:${where.line}${where.column !== undefined ? `:${where.column}` : ""}`
-      : where.source;
-    super(`${at}: ${problem}`);
-    this.name = "StepFileError";
-    this.source = where.source;
-    this.line = where.line;
-    this.column = where.column;
-    this.key = where.key;
-  }
-}
+export { StepFileError } from "./_file_support.ts";
 
 /** Options of {@linkcode parseStepFile}. */
 export interface ParseStepFileOptions {
@@ -117,28 +95,6 @@ export function parseVolume(spec: string, field = "volume"): BindMount {
   return { source: parts[0], target: parts[1], readonly: mode === "ro" };
 }
 
-function suggest(key: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of known) {
-    const d = editDistance(key.toLowerCase(), candidate);
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return bestDistance <= Math.max(1, Math.floor(key.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length];
-}
-
 /**
  * Parses a YAML step file with wfe's snake_case keys (`image`, `run`,
  * `command`, `env`, `volumes`, `working_dir`, `user`, `network`, `memory`,
@@ -171,6 +127,12 @@ function editDistance(a: string, b: string): number {
  */
 export function parseStepFile(text: string, options: ParseStepFileOptions = {}): StepConfig {
   const source = options.source ?? "step file";
+  if (text.length > MAX_STEP_FILE_BYTES) {
+    throw new StepFileError(
+      `the step file has ${text.length} characters, more than the ${MAX_STEP_FILE_BYTES} allowed`,
+      { source },
+    );
+  }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   const pos = (node: Node | null | undefined): { line?: number; column?: number } => {
@@ -232,7 +194,9 @@ export function parseStepFile(text: string, options: ParseStepFileOptions = {}):
     seen.set(field, key);
     const valueNode = pair.value as Node | null;
     const at = valueNode ?? keyNode;
-    const value: unknown = valueNode === null ? null : valueNode.toJS(doc);
+    const value: unknown = valueNode === null ? null : toJS(valueNode, doc, (problem) => {
+      fail(`invalid YAML: ${problem}`, at, key);
+    });
     const bad = (expected: string): never => {
       const got = value === null ? "nothing" : Array.isArray(value) ? "a list" : typeof value;
       return fail(`'${key}' must be ${expected}, got ${got}`, at, key);
@@ -369,7 +333,11 @@ function volumeOf(
   for (const item of node.items) {
     const k = item.key as Node | null;
     const name = isScalar(k) ? k.value : undefined;
-    const value = (item.value as Node | null)?.toJS(doc);
+    const value = item.value
+      ? toJS(item.value as Node, doc, (problem) => {
+        throw new StepFileError(`invalid YAML: ${problem}`, { source: "step file" });
+      })
+      : undefined;
     if (name === "source" || name === "target") {
       if (typeof value !== "string" || value === "") {
         fail(`'${field}.${name}' must be a path`, (item.value as Node | null) ?? k, "volumes");
@@ -412,8 +380,16 @@ function volumeOf(
 export async function readStepFile(path: string): Promise<StepConfig> {
   let text: string;
   try {
+    const { size } = await Deno.stat(path);
+    if (size > MAX_STEP_FILE_BYTES) {
+      throw new StepFileError(
+        `the step file has ${size} bytes, more than the ${MAX_STEP_FILE_BYTES} allowed`,
+        { source: path },
+      );
+    }
     text = await Deno.readTextFile(path);
   } catch (err) {
+    if (err instanceof StepFileError) throw err;
     const why = err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message;
     throw new StepFileError(`cannot read the step file: ${why}`, { source: path });
   }
