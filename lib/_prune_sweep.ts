@@ -5,6 +5,7 @@
  */
 
 import { errorMessage } from "./_util/errors.ts";
+import { readOwner } from "./runtime/owner.ts";
 import { isIdentifier } from "./_util/identifiers.ts";
 import type { ContainerdClient } from "./grpc/connection.ts";
 import { isNotFound, isUnimplemented } from "./grpc/errors.ts";
@@ -113,6 +114,7 @@ export async function modifiedMs(dir: string): Promise<number | undefined> {
 
 export async function pruneCaptureDirs(
   ioDir: string,
+  daemon: string,
   owners: Set<string>,
   old: (ms: number | undefined) => boolean,
   now: number,
@@ -134,6 +136,16 @@ export async function pruneCaptureDirs(
     const id = entry.name.slice("wfe-io-".length);
     if (!isIdentifier(id) || owners.has(id) || owners.has(leaseIdOf(id))) continue;
     const path = `${ioDir}/${entry.name}`;
+    // A dir another daemon owns (several daemons may share an IO dir) is theirs to prune.
+    const owner = await readOwner(path);
+    if (owner && owner.daemon !== daemon) {
+      report.kept.push({
+        what: "capture dir",
+        id: path,
+        reason: `owned by another daemon (${owner.daemon}, namespace ${owner.namespace})`,
+      });
+      continue;
+    }
     const modified = await modifiedMs(path);
     if (!old(modified)) {
       report.kept.push({

@@ -18,6 +18,7 @@ import {
   timestampMs,
 } from "./_prune_sweep.ts";
 import { pooledMap } from "./_util/async.ts";
+import { daemonUuid } from "./runtime/owner.ts";
 import { errorMessage } from "./_util/errors.ts";
 import type { ContainerdClient } from "./grpc/connection.ts";
 import { isNotFound } from "./grpc/errors.ts";
@@ -168,9 +169,10 @@ export interface PruneReport {
  * directories are aged by their last modification. With `dryRun`, nothing
  * is removed and the report says what would be.
  *
- * Capture directories are not namespaced: another daemon sharing the IO base
- * dir (say, a test daemon next to the system one) owns directories this
- * daemon cannot see, so use `olderThanMs` there.
+ * Capture directories name their daemon (server UUID) in an `owner` file:
+ * a directory another daemon sharing the IO base dir owns is kept (reported
+ * in `kept`). Directories without that file (made by older versions) are
+ * judged by this daemon's containers alone: use `olderThanMs` for those.
  *
  * @param client A connected client; its namespace is pruned.
  * @param options Age threshold, dry run, services, grace period, IO dir.
@@ -348,7 +350,7 @@ export async function prune(
     for (const id of covered) owners.add(id);
     for (const task of tasks) owners.add(task.id);
     for (const id of leaseIds) if (!doomedLeases.has(id)) owners.add(id);
-    await pruneCaptureDirs(ioDir, owners, old, now, dryRun, report);
+    await pruneCaptureDirs(ioDir, await daemonUuid(client), owners, old, now, dryRun, report);
   }
   return report;
 }

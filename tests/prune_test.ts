@@ -302,3 +302,50 @@ containerdTest(
       await created.wait.catch(() => {});
     }),
 );
+
+containerdTest(
+  "prune() leaves capture dirs that another daemon owns (shared IO dir) and removes this daemon's orphans",
+  (h) =>
+    scoped(h, async (c, ioDir) => {
+      const { uuid } = await c.introspection.server({});
+      assert.ok(uuid.length > 0, "the daemon has a UUID");
+      const theirs = await orphanDir(ioDir, uniqueId("wfe-prune-theirs"));
+      await Deno.writeTextFile(
+        `${theirs}/owner`,
+        JSON.stringify({ daemon: "another-daemon-uuid", namespace: "elsewhere" }),
+      );
+      const oursId = uniqueId("wfe-prune-ours");
+      const ours = await orphanDir(ioDir, oursId);
+      await Deno.writeTextFile(
+        `${ours}/owner`,
+        JSON.stringify({ daemon: uuid, namespace: c.namespace }),
+      );
+      const report = await prune(c, { ioDir });
+      assert.deepEqual(report.captureDirs.map((d) => d.containerId), [oursId]);
+      assert.ok(!await exists(ours));
+      assert.ok(await exists(theirs), "another daemon's capture dir is kept");
+      assert.ok(
+        report.kept.some((k) =>
+          k.id === theirs &&
+          k.reason === "owned by another daemon (another-daemon-uuid, namespace elsewhere)"
+        ),
+        JSON.stringify(report.kept),
+      );
+      await Deno.remove(theirs, { recursive: true }); // the other daemon's to prune
+    }),
+);
+
+containerdTest(
+  "a task's capture dir names its daemon and namespace (owner file)",
+  (h) =>
+    scoped(h, async (c, ioDir) => {
+      const { uuid } = await c.introspection.server({});
+      const id = uniqueId("wfe-owner");
+      const created = await createdTask(c, h, id, ioDir);
+      const owner = JSON.parse(await Deno.readTextFile(`${created.capture.dir}/owner`));
+      assert.deepEqual(owner, { daemon: uuid, namespace: c.namespace });
+      const report = await prune(c, { ioDir });
+      assert.deepEqual(report.containers.map((x) => x.id), [id]);
+      assert.ok(!await exists(created.capture.dir));
+    }),
+);

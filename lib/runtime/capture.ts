@@ -16,6 +16,7 @@
 import { readEnv } from "../_util/env.ts";
 import { isIdentifier, MAX_IDENTIFIER_LENGTH } from "../_util/identifiers.ts";
 import { FileCapture } from "./_capture_file.ts";
+import { type CaptureOwner, OWNER_FILE } from "./owner.ts";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 
@@ -70,6 +71,12 @@ export interface CaptureOptions {
    * @default {16777216} (16 MiB)
    */
   maxOutputBytes?: number;
+  /**
+   * The daemon and namespace the capture belongs to, written to
+   * `<dir>/owner` so that prune on another daemon sharing the IO dir leaves
+   * it alone.
+   */
+  owner?: CaptureOwner;
   /**
    * How often tailing looks for new output, in milliseconds.
    * @default {100}
@@ -289,6 +296,15 @@ export async function createCapture(
         files.push(
           await Deno.open(path, { read: true, write: true, createNew: true, mode: fileMode }),
         );
+      }
+      if (options.owner?.daemon) {
+        const owner = await Deno.open(join(dir, OWNER_FILE), {
+          write: true,
+          createNew: true,
+          mode: 0o644,
+        });
+        await owner.write(new TextEncoder().encode(JSON.stringify(options.owner) + "\n"));
+        owner.close();
       }
       // Only now, with the files in place, is the directory opened up (the
       // base dir is safe: no one else can rename it between these calls).

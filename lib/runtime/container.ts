@@ -12,6 +12,7 @@ import type { Init } from "../grpc/rpc.ts";
 import { LABELS, LEASE_EXPIRE_LABEL, MANAGED_BY } from "../labels.ts";
 import { type OciSpec, specToAny } from "../oci/spec.ts";
 import { type Capture, type CaptureOptions, createCapture } from "./capture.ts";
+import { daemonUuid } from "./owner.ts";
 import { removeContainer } from "./remove.ts";
 import { leaseIdOf, runtimeOptions } from "./task.ts";
 import type { RuncOptions } from "../../proto/gen/types.ts";
@@ -78,7 +79,10 @@ export async function createContainerTask(
     });
     owned = true;
     const leased = client.withLease(leaseId);
-    capture = await createCapture(containerId, req.capture);
+    capture = await createCapture(containerId, {
+      ...req.capture,
+      owner: { daemon: await daemonUuid(client), namespace: client.namespace },
+    });
     let mounts;
     try {
       ({ mounts } = await leased.snapshots.prepare({
