@@ -171,8 +171,10 @@ export {
   DEFAULT_MAX_OUTPUT_BYTES,
   DEFAULT_POLL_INTERVAL_MS,
   IO_DIR_ENV,
+  IO_PERMISSIVE_ENV,
   ioBaseDir,
 } from "./lib/runtime/capture.ts";
+export { type CaptureOwner, daemonUuid, OWNER_FILE, readOwner } from "./lib/runtime/owner.ts";
 export {
   type ContainerTaskRequest,
   createContainerTask,
