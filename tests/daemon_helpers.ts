@@ -10,6 +10,7 @@ import { connect, type ContainerdClient } from "../lib/grpc/connection.ts";
 import { ContainerdError, isNotFound } from "../lib/grpc/errors.ts";
 import { assertRejects } from "./asserts.ts";
 import { ctr, type HarnessInfo } from "./harness.ts";
+import type { StepConfig } from "../lib/step/config.ts";
 
 /** Where capture directories go when a test does not choose: `WFE_IO_DIR`, `TMPDIR`, `/tmp`. */
 export const IO_BASE: string = Deno.env.get("WFE_IO_DIR") || Deno.env.get("TMPDIR") || "/tmp";
@@ -80,4 +81,16 @@ export async function clearNamespace(client: ContainerdClient, snapshotter: stri
   const { statuses } = await client.content.listStatuses({});
   for (const status of statuses) await client.content.abort({ ref: status.ref });
   await client.namespaces.delete({ name: client.namespace }).catch(() => {});
+}
+
+/** A step on the harness's daemon: its one-layer image, namespace, snapshotter and runc root. */
+export function stepConfig(h: HarnessInfo, extra: Partial<StepConfig> = {}): StepConfig {
+  return {
+    image: h.images.oneLayer.name,
+    containerdAddr: `unix://${h.address}`,
+    namespace: h.namespace,
+    snapshotter: h.snapshotter,
+    runcOptions: { root: h.runcRoot },
+    ...extra,
+  };
 }

@@ -5,7 +5,6 @@
  * @module
  */
 
-import { timeoutOrAbort } from "../_util/async.ts";
 import { type ContainerdClient, withClient } from "../grpc/connection.ts";
 import { readImagePasswdGroup } from "../image/files.ts";
 import { ensureImage } from "../image/policy.ts";
@@ -28,13 +27,20 @@ import {
   withNetwork,
   withUser,
 } from "../oci/spec.ts";
-import type { Capture, CapturedOutput } from "../runtime/capture.ts";
+import type { CapturedOutput } from "../runtime/capture.ts";
 import { createContainerTask } from "../runtime/container.ts";
 import { removeContainer } from "../runtime/remove.ts";
-import { defaultSnapshotter, newContainerId, stopTask } from "../runtime/task.ts";
+import { defaultSnapshotter, newContainerId } from "../runtime/task.ts";
 import { DEFAULT_USER, needsImageFiles, parseUserSpec, resolveUser } from "../runtime/user.ts";
 import { type StepConfig, type ValidatedStep, validateStepConfig } from "./config.ts";
 import { StepError, StepOutputError, StepTimeoutError } from "./errors.ts";
+import {
+  assertVolumeSources,
+  type Ending,
+  waitForEnd,
+  watchCapture,
+  withLeftovers,
+} from "./_run_support.ts";
 import { buildOutputData } from "./outputs.ts";
 
 /** Options of {@linkcode runStep}. */
@@ -211,25 +217,6 @@ export function buildStepSpec(
   return spec;
 }
 
-/**
- * With a daemon on this host, a volume whose source does not exist fails
- * before anything is created (runc would fail after the container exists).
- */
-async function assertVolumeSources(step: ValidatedStep): Promise<void> {
-  for (const [i, v] of (step.volumes ?? []).entries()) {
-    try {
-      await Deno.stat(v.source);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      throw new TypeError(
-        `Cannot use volumes[${i}].source '${v.source}': it does not exist on this host (where ` +
-          "the daemon runs)",
-        { cause: err },
-      );
-    }
-  }
-}
-
 function hostName(): string | undefined {
   try {
     return Deno.hostname();
@@ -288,9 +275,12 @@ async function runOn(
       signal,
     );
   } catch (err) {
-    await removeContainer(client, containerId, { gracePeriodMs: grace, snapshotter });
+    const removal = await removeContainer(client, containerId, {
+      gracePeriodMs: grace,
+      snapshotter,
+    });
     await capture.remove().catch(() => {});
-    throw err;
+    throw withLeftovers(err, containerId, removal.errors);
   }
 
   // Tasks.Delete drains the output; read it before the capture dir goes.
@@ -336,73 +326,4 @@ async function runOn(
   if (ending.reason === "timeout") throw new StepTimeoutError(failure, step.timeoutMs!);
   if (exitCode !== 0) throw new StepError(failure);
   return result;
-}
-
-interface Ending {
-  reason: "exit" | "timeout" | "abort" | "lost";
-  exitStatus: number;
-  /** Why the capture files were lost, for `"lost"`. */
-  lost?: Error;
-}
-
-/** How often a running step's capture files are checked. */
-const CAPTURE_CHECK_MS = 500;
-
-/**
- * Runs `wait` with a signal that also aborts when the capture files are
- * deleted or replaced; such an ending is reported as `"lost"` (the step was
- * stopped) rather than as the caller's abort.
- */
-async function watchCapture(
-  capture: Capture,
-  wait: (signal: AbortSignal) => Promise<Ending>,
-  signal: AbortSignal | undefined,
-): Promise<Ending> {
-  const lostController = new AbortController();
-  let lost: Error | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let stopped = false;
-  const check = async () => {
-    if (stopped) return;
-    const problem = await capture.check().catch((err: Error) => err);
-    if (problem) {
-      lost = problem;
-      lostController.abort(problem);
-    } else if (!stopped) timer = setTimeout(check, CAPTURE_CHECK_MS);
-  };
-  timer = setTimeout(check, CAPTURE_CHECK_MS);
-  try {
-    const both = signal ? AbortSignal.any([signal, lostController.signal]) : lostController.signal;
-    const ending = await wait(both);
-    if (lost && ending.reason === "abort" && !signal?.aborted) {
-      return { ...ending, reason: "lost", lost };
-    }
-    return ending;
-  } finally {
-    stopped = true;
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Waits for the task to exit; on timeout or abort stops it (SIGTERM to its
- * init process, `grace` ms, then SIGKILL to all its processes).
- */
-async function waitForEnd(
-  client: ContainerdClient,
-  containerId: string,
-  wait: Promise<{ exitStatus: number }>,
-  timeoutMs: number | undefined,
-  grace: number,
-  signal: AbortSignal | undefined,
-): Promise<Ending> {
-  const trigger = timeoutOrAbort(timeoutMs, signal);
-  try {
-    const first = await Promise.race([wait.then((w) => ({ exit: w })), trigger.reason]);
-    if (typeof first === "object") return { reason: "exit", exitStatus: first.exit.exitStatus };
-    const exitStatus = await stopTask(client, containerId, wait, 15, grace);
-    return { reason: first, exitStatus };
-  } finally {
-    trigger.cancel();
-  }
 }

@@ -37,6 +37,21 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** `deno run -A cli.ts ...args` as a command to spawn, with the given stdio (default: null/piped). */
+export function cliCommand(
+  args: string[],
+  options: Pick<Deno.CommandOptions, "stdin" | "stdout" | "stderr" | "env"> = {},
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...options,
+  });
+}
+
 /** A CLI process whose output is read while it runs. */
 export interface SpawnedCli {
   /** The process. */

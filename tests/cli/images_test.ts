@@ -3,7 +3,7 @@ import { scratchNamespace } from "../daemon_helpers.ts";
 import { containerdTest } from "../harness.ts";
 import { buildImage, busyboxBaseLayer, readStaticBusybox } from "../oci_archive.ts";
 import { startRegistry, throttledProxy } from "../registry_harness.ts";
-import { CLI, cli, ROOT } from "./_cli.ts";
+import { cli, cliCommand } from "./_cli.ts";
 
 async function spec(text: string) {
   return {
@@ -128,24 +128,15 @@ containerdTest(
     await using ns = await scratchNamespace(h);
     const g = ["--address", `unix://${h.address}`, "--namespace", ns.name];
 
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        CLI,
-        ...g,
-        "images",
-        "pull",
-        "--json",
-        "--snapshotter",
-        h.snapshotter,
-        ref,
-      ],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    const child = cliCommand([
+      ...g,
+      "images",
+      "pull",
+      "--json",
+      "--snapshotter",
+      h.snapshotter,
+      ref,
+    ], { stdin: "null", stdout: "null", stderr: "piped" }).spawn();
     const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     let buffered = "";
     let killedAt = 0;
@@ -213,26 +204,21 @@ containerdTest(
     const ref = `${registry.host}/team/private:1`;
     await using ns = await scratchNamespace(h);
     const pullWith = async (password: string) => {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          CLI,
-          "--address",
-          `unix://${h.address}`,
-          "--namespace",
-          ns.name,
-          "images",
-          "pull",
-          "-q",
-          "--snapshotter",
-          h.snapshotter,
-          "--user",
-          "ci",
-          "--password-stdin",
-          ref,
-        ],
-        cwd: ROOT,
+      const child = cliCommand([
+        "--address",
+        `unix://${h.address}`,
+        "--namespace",
+        ns.name,
+        "images",
+        "pull",
+        "-q",
+        "--snapshotter",
+        h.snapshotter,
+        "--user",
+        "ci",
+        "--password-stdin",
+        ref,
+      ], {
         env: { DOCKER_CONFIG: "/nonexistent" },
         stdin: "piped",
         stdout: "piped",

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { assertExists } from "../asserts.ts";
-import { clean, CLI, cli, freePort, ROOT } from "./_cli.ts";
+import { clean, cli, cliCommand, freePort, stepFlags } from "./_cli.ts";
 import { connect } from "../../lib/grpc/connection.ts";
 import { containerdTest } from "../harness.ts";
 
@@ -101,34 +101,20 @@ containerdTest(
     await clean(h, async (s) => {
       const name = `svc-int-${s.token}`;
       const port = freePort(); // nothing will listen there: readiness keeps waiting
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          CLI,
-          ...s.g,
-          "service",
-          "start",
-          name,
-          "--image",
-          h.images.oneLayer.name,
-          "--snapshotter",
-          h.snapshotter,
-          "--runc-root",
-          h.runcRoot,
-          "--port",
-          String(port),
-          "--ready-timeout",
-          "60s",
-          "--",
-          "sleep",
-          "1000",
-        ],
-        cwd: ROOT,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+      const child = cliCommand([
+        ...s.g,
+        "service",
+        "start",
+        name,
+        ...stepFlags(h),
+        "--port",
+        String(port),
+        "--ready-timeout",
+        "60s",
+        "--",
+        "sleep",
+        "1000",
+      ], { stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
       try {
         await using c = await connect(`unix://${h.address}`, { namespace: s.namespace });
         const deadline = Date.now() + 30_000;

@@ -4,20 +4,11 @@ import type { StepConfig } from "../../lib/step/config.ts";
 import { StepError, StepTimeoutError } from "../../lib/step/errors.ts";
 import { runStep, type StepResult } from "../../lib/step/run.ts";
 import { assertInstanceOf, assertRejects } from "../asserts.ts";
-import { assertNothingLeft } from "../daemon_helpers.ts";
+import { assertNothingLeft, stepConfig } from "../daemon_helpers.ts";
 import { containerdTest, ctr, type HarnessInfo } from "../harness.ts";
 import { buildImage, busyboxBaseLayer, readStaticBusybox } from "../oci_archive.ts";
 
-function base(h: HarnessInfo, extra: Partial<StepConfig> = {}): StepConfig {
-  return {
-    image: h.images.oneLayer.name,
-    containerdAddr: `unix://${h.address}`,
-    namespace: h.namespace,
-    snapshotter: h.snapshotter,
-    runcOptions: { root: h.runcRoot },
-    ...extra,
-  };
-}
+const base = stepConfig;
 
 async function client(h: HarnessInfo): Promise<ContainerdClient> {
   return await connect(`unix://${h.address}`, { namespace: h.namespace });

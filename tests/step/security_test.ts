@@ -8,22 +8,12 @@
 import assert from "node:assert/strict";
 import { runStep } from "../../lib/step/run.ts";
 import { StepOutputError } from "../../lib/step/errors.ts";
-import type { StepConfig } from "../../lib/step/config.ts";
 import { assertRejects, assertThrows } from "../asserts.ts";
 import { validateStepConfig } from "../../lib/step/config.ts";
-import { assertNothingLeft } from "../daemon_helpers.ts";
-import { containerdTest, type HarnessInfo } from "../harness.ts";
+import { assertNothingLeft, stepConfig } from "../daemon_helpers.ts";
+import { containerdTest } from "../harness.ts";
 
-function base(h: HarnessInfo, extra: Partial<StepConfig>): StepConfig {
-  return {
-    image: h.images.oneLayer.name,
-    containerdAddr: `unix://${h.address}`,
-    namespace: h.namespace,
-    snapshotter: h.snapshotter,
-    runcOptions: { root: h.runcRoot },
-    ...extra,
-  };
-}
+const base = stepConfig;
 
 containerdTest(
   "steps run under containerd's seccomp profile: no new user namespaces, unless seccomp is unconfined",

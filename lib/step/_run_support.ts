@@ -1,0 +1,113 @@
+/**
+ * How runStep waits for its task and reports what went wrong: the end of
+ * the task (exit, timeout, abort, lost capture files), the capture
+ * watchdog, volume checks on a local daemon, and leftovers named in errors.
+ *
+ * @module
+ */
+
+import { timeoutOrAbort } from "../_util/async.ts";
+import type { ContainerdClient } from "../grpc/connection.ts";
+import type { Capture } from "../runtime/capture.ts";
+import { stopTask } from "../runtime/task.ts";
+import type { ValidatedStep } from "./config.ts";
+
+/**
+ * With a daemon on this host, a volume whose source does not exist fails
+ * before anything is created (runc would fail after the container exists).
+ */
+export async function assertVolumeSources(step: ValidatedStep): Promise<void> {
+  for (const [i, v] of (step.volumes ?? []).entries()) {
+    try {
+      await Deno.stat(v.source);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      throw new TypeError(
+        `Cannot use volumes[${i}].source '${v.source}': it does not exist on this host (where ` +
+          "the daemon runs)",
+        { cause: err },
+      );
+    }
+  }
+}
+
+/**
+ * Adds to a failure what could not be removed after it (e.g. the daemon went
+ * away mid-step), so the caller knows what `prune` has to clean up.
+ */
+export function withLeftovers(err: unknown, containerId: string, errors: Error[]): unknown {
+  if (errors.length === 0 || !(err instanceof Error)) return err;
+  err.message += `\nleft behind by ${containerId} (could not remove: ` +
+    `${errors.map((e) => e.message).join("; ")}); \`wfe-containerd prune\` (prune()) removes ` +
+    "it once the daemon answers";
+  return err;
+}
+
+export interface Ending {
+  reason: "exit" | "timeout" | "abort" | "lost";
+  exitStatus: number;
+  /** Why the capture files were lost, for `"lost"`. */
+  lost?: Error;
+}
+
+/** How often a running step's capture files are checked. */
+const CAPTURE_CHECK_MS = 500;
+
+/**
+ * Runs `wait` with a signal that also aborts when the capture files are
+ * deleted or replaced; such an ending is reported as `"lost"` (the step was
+ * stopped) rather than as the caller's abort.
+ */
+export async function watchCapture(
+  capture: Capture,
+  wait: (signal: AbortSignal) => Promise<Ending>,
+  signal: AbortSignal | undefined,
+): Promise<Ending> {
+  const lostController = new AbortController();
+  let lost: Error | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const check = async () => {
+    if (stopped) return;
+    const problem = await capture.check().catch((err: Error) => err);
+    if (problem) {
+      lost = problem;
+      lostController.abort(problem);
+    } else if (!stopped) timer = setTimeout(check, CAPTURE_CHECK_MS);
+  };
+  timer = setTimeout(check, CAPTURE_CHECK_MS);
+  try {
+    const both = signal ? AbortSignal.any([signal, lostController.signal]) : lostController.signal;
+    const ending = await wait(both);
+    if (lost && ending.reason === "abort" && !signal?.aborted) {
+      return { ...ending, reason: "lost", lost };
+    }
+    return ending;
+  } finally {
+    stopped = true;
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Waits for the task to exit; on timeout or abort stops it (SIGTERM to its
+ * init process, `grace` ms, then SIGKILL to all its processes).
+ */
+export async function waitForEnd(
+  client: ContainerdClient,
+  containerId: string,
+  wait: Promise<{ exitStatus: number }>,
+  timeoutMs: number | undefined,
+  grace: number,
+  signal: AbortSignal | undefined,
+): Promise<Ending> {
+  const trigger = timeoutOrAbort(timeoutMs, signal);
+  try {
+    const first = await Promise.race([wait.then((w) => ({ exit: w })), trigger.reason]);
+    if (typeof first === "object") return { reason: "exit", exitStatus: first.exit.exitStatus };
+    const exitStatus = await stopTask(client, containerId, wait, 15, grace);
+    return { reason: first, exitStatus };
+  } finally {
+    trigger.cancel();
+  }
+}
