@@ -65,7 +65,8 @@ async function main(): Promise<number> {
   }
 
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", ...testArgs(Deno.args)],
+    // --expose-gc: the soak test measures memory after a full collection.
+    args: ["test", "-A", "--v8-flags=--expose-gc", ...testArgs(Deno.args)],
     env,
     stdin: "inherit",
     stdout: "inherit",
