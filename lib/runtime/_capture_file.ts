@@ -1,6 +1,10 @@
+import { statfs } from "node:fs/promises";
 import { concat } from "../_util/bytes.ts";
 import type { Capture, CapturedOutput, CaptureOptions, CaptureStream } from "./capture.ts";
 import { OutputParser } from "../step/outputs.ts";
+
+/** Less free space than this on the capture dir's filesystem counts as full. */
+const MIN_FREE_BYTES = 64 * 1024;
 
 /** Read size for files. */
 const CHUNK_BYTES = 256 * 1024;
@@ -210,6 +214,16 @@ export class FileCapture implements Capture {
    * @returns `undefined` when they are, else an error naming the file and what happened.
    */
   async check(): Promise<Error | undefined> {
+    // A full filesystem: the shim's writes fail and the step would block on its pipe.
+    try {
+      const fs = await statfs(this.dir);
+      if (fs.bfree * fs.bsize < MIN_FREE_BYTES) {
+        return new Error(
+          `the IO directory holding ${this.dir} is full (${fs.bfree * fs.bsize} bytes free on ` +
+            "its filesystem): the step's output cannot be written",
+        );
+      }
+    } catch { /* unknown: the checks below still run */ }
     for (const [i, path] of [this.stdoutPath, this.stderrPath].entries()) {
       const info = await this.#files[i].stat();
       if (info.nlink === 0) {

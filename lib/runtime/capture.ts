@@ -153,7 +153,8 @@ export interface Capture extends AsyncDisposable {
   tail(stream: CaptureStream, maxBytes: number): Promise<string>;
   /**
    * Checks that both files are still there and are the files created for
-   * the task (not deleted, not replaced through their paths).
+   * the task (not deleted, not replaced through their paths), and that their
+   * filesystem is not full.
    *
    * @returns `undefined` when they are, else an error naming the file and what happened.
    */

@@ -111,3 +111,28 @@ export async function waitForEnd(
     trigger.cancel();
   }
 }
+
+const snapshotters = new Map<string, Promise<string[] | undefined>>();
+
+/**
+ * Refuses a snapshotter the daemon does not have (or could not load), before
+ * anything is created; the list is asked once per daemon address.
+ */
+export async function assertSnapshotter(client: ContainerdClient, name: string): Promise<void> {
+  const key = client.address.target;
+  let usable = snapshotters.get(key);
+  if (!usable) {
+    usable = client.introspection.plugins({ filters: ["type==io.containerd.snapshotter.v1"] })
+      .then(
+        ({ plugins }) => plugins.filter((p) => !p.initErr).map((p) => p.id),
+        () => undefined, // unknown: Snapshots.Prepare will say
+      );
+    snapshotters.set(key, usable);
+  }
+  const names = await usable;
+  if (names && !names.includes(name)) {
+    throw new TypeError(
+      `Cannot use snapshotter '${name}': the daemon has ${names.join(", ") || "none"}`,
+    );
+  }
+}

@@ -35,6 +35,7 @@ import { DEFAULT_USER, needsImageFiles, parseUserSpec, resolveUser } from "../ru
 import { type StepConfig, type ValidatedStep, validateStepConfig } from "./config.ts";
 import { StepError, StepOutputError, StepTimeoutError } from "./errors.ts";
 import {
+  assertSnapshotter,
   assertVolumeSources,
   type Ending,
   waitForEnd,
@@ -238,6 +239,7 @@ async function runOn(
 ): Promise<StepResult> {
   const signal = options.signal;
   if (client.address.transport === "unix") await assertVolumeSources(step);
+  if (step.snapshotter !== undefined) await assertSnapshotter(client, step.snapshotter);
   const image = await ensureStepImage(client, step, options);
   const containerId = newContainerId(step.stepName);
   const spec = await stepSpec(client, step, image, containerId);

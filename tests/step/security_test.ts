@@ -148,3 +148,37 @@ containerdTest(
     await assertNothingLeft(h, err.containerId);
   },
 );
+
+containerdTest(
+  "a full IO dir stops the step promptly with an error naming it; its exit code is kept; nothing is left",
+  async (h) => {
+    const ioDir = await Deno.makeTempDir({ prefix: "wfe-full-" });
+    const mount = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", ioDir],
+    }).output();
+    assert.ok(mount.success, new TextDecoder().decode(mount.stderr));
+    try {
+      const started = performance.now();
+      const err = await assertRejects(
+        () =>
+          runStep(base(h, { run: "dd if=/dev/zero bs=1k count=4096; sleep 60" }), {
+            ioDir,
+            gracePeriodMs: 500,
+          }),
+        StepOutputError,
+        `: the IO directory holding ${ioDir}/wfe-io-`,
+      );
+      assert.match(
+        err.message,
+        /is full \(\d+ bytes free on its filesystem\): the step's output cannot be written/,
+      );
+      assert.equal(err.stopped, true);
+      assert.equal(err.exitCode, 137);
+      assert.ok(performance.now() - started < 15_000, "stopped promptly");
+      await assertNothingLeft(h, err.containerId);
+    } finally {
+      await new Deno.Command("umount", { args: [ioDir] }).output();
+      await Deno.remove(ioDir, { recursive: true });
+    }
+  },
+);

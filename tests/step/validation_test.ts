@@ -234,6 +234,12 @@ const CASES: [string, Record<string, unknown>, ErrorConstructor, string][] = [
     'Cannot use snapshotter "": expected a non-empty string',
   ],
   [
+    "unknown snapshotter",
+    { snapshotter: "zfs-nope" },
+    TypeError,
+    "Cannot use snapshotter 'zfs-nope': the daemon has ",
+  ],
+  [
     "step name with a newline",
     { stepName: "a\nb" },
     TypeError,
