@@ -96,6 +96,9 @@ export interface StepResult {
 
 const TAIL_CHARS = 4096;
 
+/** The largest spec sent: containerd's 16 MiB message limit, less room for the rest of the request. */
+const MAX_SPEC_BYTES = 15 * 1024 * 1024;
+
 /**
  * Runs a command in a fresh container from an image, captures stdout and
  * stderr in files under `WFE_IO_DIR`, parses `##wfe[output key=value]` lines,
@@ -209,6 +212,14 @@ export function buildStepSpec(
   const spec = buildSpec(namespace, containerId, opts);
   if (step.seccompProfile === "default") spec.linux.seccomp = defaultSeccompProfile(spec);
   else if (step.seccompProfile) spec.linux.seccomp = step.seccompProfile;
+  const specBytes = new TextEncoder().encode(JSON.stringify(spec)).length;
+  if (specBytes > MAX_SPEC_BYTES) {
+    throw new RangeError(
+      `Cannot run image '${step.image}': the runtime spec would be ${specBytes} bytes, more than ` +
+        `the ${MAX_SPEC_BYTES} bytes a containerd message may carry (is 'run', 'command' or 'env' ` +
+        "that large?)",
+    );
+  }
   if (spec.process.args.length === 0) {
     throw new TypeError(
       `Cannot run image '${step.image}': it has no Entrypoint or Cmd and the step gives no ` +

@@ -234,6 +234,12 @@ const CASES: [string, Record<string, unknown>, ErrorConstructor, string][] = [
     'Cannot use snapshotter "": expected a non-empty string',
   ],
   [
+    "a run command of 16 MiB",
+    { run: "x".repeat(16 * 1024 * 1024) },
+    RangeError,
+    "the runtime spec would be 16",
+  ],
+  [
     "unknown snapshotter",
     { snapshotter: "zfs-nope" },
     TypeError,
