@@ -6,6 +6,7 @@
 
 import { errorMessage } from "./_util/errors.ts";
 import { readOwner } from "./runtime/owner.ts";
+import { captureDirContainerId, isCaptureDirOf } from "./runtime/capture.ts";
 import { isIdentifier } from "./_util/identifiers.ts";
 import type { ContainerdClient } from "./grpc/connection.ts";
 import { isNotFound, isUnimplemented } from "./grpc/errors.ts";
@@ -27,7 +28,8 @@ export function iso(ms: number | undefined): string {
 }
 
 export function taskIsOurs(task: Process): boolean {
-  return task.stdout.endsWith(`/wfe-io-${task.id}/stdout`);
+  if (!task.stdout.endsWith("/stdout")) return false;
+  return isCaptureDirOf(task.stdout.slice(0, -"/stdout".length), task.id);
 }
 
 /** Snapshots labelled as ours, in every snapshotter that loaded. */
@@ -132,9 +134,11 @@ export async function pruneCaptureDirs(
   }
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const entry of entries) {
-    if (!entry.isDirectory || !entry.name.startsWith("wfe-io-")) continue;
-    const id = entry.name.slice("wfe-io-".length);
-    if (!isIdentifier(id) || owners.has(id) || owners.has(leaseIdOf(id))) continue;
+    if (!entry.isDirectory) continue;
+    const id = captureDirContainerId(entry.name);
+    if (id === undefined || !isIdentifier(id) || owners.has(id) || owners.has(leaseIdOf(id))) {
+      continue;
+    }
     const path = `${ioDir}/${entry.name}`;
     // A dir another daemon owns (several daemons may share an IO dir) is theirs to prune.
     const owner = await readOwner(path);

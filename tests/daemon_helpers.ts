@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { connect, type ContainerdClient } from "../lib/grpc/connection.ts";
+import { captureDirContainerId } from "../lib/runtime/capture.ts";
 import { ContainerdError, isNotFound } from "../lib/grpc/errors.ts";
 import { assertRejects } from "./asserts.ts";
 import { ctr, type HarnessInfo } from "./harness.ts";
@@ -32,7 +33,9 @@ export async function assertNothingLeft(h: HarnessInfo, containerId: string): Pr
   assert.ok(isNotFound(noSnapshot), "snapshot left");
   const { leases } = await c.leases.list({ filters: [`id==${containerId}-lease`] });
   assert.equal(leases.length, 0, "lease left");
-  await assert.rejects(() => Deno.stat(`${IO_BASE}/wfe-io-${containerId}`), Deno.errors.NotFound);
+  const dirs = [...Deno.readDirSync(IO_BASE)].map((e) => e.name)
+    .filter((name) => captureDirContainerId(name) === containerId);
+  assert.deepEqual(dirs, [], "capture dir left");
 }
 
 /** Imports the harness's one-layer image into `namespace` (unpacked in its snapshotter). */

@@ -4,6 +4,7 @@ import { isNotFound } from "../lib/grpc/errors.ts";
 import { resolveImage } from "../lib/image/resolve.ts";
 import { LABELS, LEASE_EXPIRE_LABEL, MANAGED_BY } from "../lib/labels.ts";
 import { prune, type PruneReport } from "../lib/prune.ts";
+import { captureDirContainerId } from "../lib/runtime/capture.ts";
 import { createContainerTask } from "../lib/runtime/container.ts";
 import { DEFAULT_RUNTIME, leaseIdOf } from "../lib/runtime/task.ts";
 import { cleanupService } from "../lib/service/manage.ts";
@@ -89,6 +90,12 @@ async function orphanDir(ioDir: string, id: string): Promise<string> {
   await Deno.writeTextFile(`${dir}/stdout`, "out\n");
   await Deno.writeTextFile(`${dir}/stderr`, "");
   return dir;
+}
+
+/** The capture dirs of `id` under `ioDir`. */
+function captureDirsOf(ioDir: string, id: string): string[] {
+  return [...Deno.readDirSync(ioDir)].map((e) => e.name)
+    .filter((name) => captureDirContainerId(name) === id);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -247,7 +254,7 @@ containerdTest(
         assert.deepEqual(report.containers, []);
         assert.deepEqual(report.kept, [{ what: "container", id, reason: "service" }]);
         assert.deepEqual(report.captureDirs, [], "the service's dir went");
-        assert.ok(await exists(`${ioDir}/wfe-io-${id}`));
+        assert.ok(captureDirsOf(ioDir, id).length === 1, "the service's capture dir is kept");
         const all = await prune(c, { ioDir, includeServices: true, gracePeriodMs: 500 });
         assert.deepEqual(all.containers.map((x) => [x.id, x.kind, x.status, x.removed]), [
           [id, "service", "running", ["task", "container", "snapshot", "lease", "capture dir"]],

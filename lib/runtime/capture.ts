@@ -109,7 +109,7 @@ export interface CapturedOutput {
  * the output then). `await using` removes the directory.
  */
 export interface Capture extends AsyncDisposable {
-  /** The capture directory, `<base>/wfe-io-<containerId>` (absolute). */
+  /** The capture directory, `<base>/wfe-io-<containerId>.<16 random hex>` (absolute). */
   readonly dir: string;
   /** The file for the task's stdout, `<dir>/stdout`. */
   readonly stdoutPath: string;
@@ -168,6 +168,33 @@ export interface Capture extends AsyncDisposable {
   remove(): Promise<void>;
 }
 
+/**
+ * The name of a capture directory: `wfe-io-<container id>.<16 random hex>`.
+ * The random part keeps other users from creating it first in a shared IO
+ * dir (a service's id is its name, so predictable).
+ */
+export function captureDirName(containerId: string): string {
+  const random = Array.from(
+    crypto.getRandomValues(new Uint8Array(8)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  return `wfe-io-${containerId}.${random}`;
+}
+
+/**
+ * The container id a capture directory name belongs to (`wfe-io-<id>.<hex>`,
+ * or `wfe-io-<id>` as older versions named them), else `undefined`.
+ */
+export function captureDirContainerId(name: string): string | undefined {
+  const m = /^wfe-io-(.+?)(\.[0-9a-f]{16})?$/.exec(name);
+  return m ? m[1] : undefined;
+}
+
+/** Whether a path is a capture directory of `containerId` (by its last component). */
+export function isCaptureDirOf(path: string, containerId: string): boolean {
+  return captureDirContainerId(path.slice(path.lastIndexOf("/") + 1)) === containerId;
+}
+
 /** Reads `WFE_IO_DIR`; unset, empty or not permitted counts as unset. */
 function ioDirFromEnv(): string | undefined {
   return readEnv(IO_DIR_ENV);
@@ -202,9 +229,9 @@ export function ioBaseDir(): string {
 }
 
 /**
- * Creates `<base>/wfe-io-<containerId>/` with empty `stdout` and `stderr`
- * files for a task. The directory must not exist yet, so two steps never
- * share capture files, and the files are created exclusively (never through
+ * Creates `<base>/wfe-io-<containerId>.<16 random hex>/` with empty `stdout`
+ * and `stderr` files for a task. The directory is created exclusively (the
+ * random part keeps other users from creating it first), and the files are created exclusively (never through
  * a symlink). Modes: 0700 and 0600, also in a shared `WFE_IO_DIR`; 01777 and
  * 0666 only with the permissive opt-in (`shared`, `WFE_IO_PERMISSIVE=1`). The
  * capture keeps both files open: reads check that the path still names the
@@ -265,7 +292,7 @@ export async function createCapture(
   const dirMode = 0o700; // opened up to 01777 after the files exist, when permissive
   const fileMode = shared ? 0o666 : 0o600;
 
-  const dir = join(base, `wfe-io-${containerId}`);
+  const dir = join(base, captureDirName(containerId));
   const stdoutPath = join(dir, "stdout");
   const stderrPath = join(dir, "stderr");
   const files: Deno.FsFile[] = [];

@@ -9,7 +9,7 @@ import type { ContainerdClient } from "../grpc/connection.ts";
 import { isNotFound } from "../grpc/errors.ts";
 import { LABELS, MANAGED_BY } from "../labels.ts";
 import { type OciSpec, specToAny } from "../oci/spec.ts";
-import { ioBaseDir } from "./capture.ts";
+import { ioBaseDir, isCaptureDirOf } from "./capture.ts";
 import { DEFAULT_RUNTIME, defaultSnapshotter, leaseIdOf, stopTask } from "./task.ts";
 import { type Container, TaskStatus } from "../../proto/gen/types.ts";
 
@@ -129,9 +129,11 @@ export async function removeContainer(
   if (await attempt("delete lease", () => client.leases.delete({ id: leaseIdOf(containerId) }))) {
     out.removed.push("lease");
   }
-  const dir = record?.labels[LABELS.ioDir] || options.captureDir ||
+  // Without the record, the task's stdout path names the capture dir.
+  const fromTask = task?.stdout.endsWith("/stdout") ? task.stdout.slice(0, -"/stdout".length) : "";
+  const dir = record?.labels[LABELS.ioDir] || options.captureDir || fromTask ||
     `${ioBaseDir()}/wfe-io-${containerId}`;
-  if (dir && dir.endsWith(`/wfe-io-${containerId}`)) {
+  if (dir && isCaptureDirOf(dir, containerId)) {
     let existed = true;
     await attempt("remove capture dir", async () => {
       try {

@@ -44,7 +44,7 @@ containerdTest("cli prune finds and removes the container of a killed run", asyn
     );
     assert.ok(
       (await Array.fromAsync(Deno.readDir(s.ioDir))).some((e) =>
-        e.name === `wfe-io-${containerId}`
+        e.name.startsWith(`wfe-io-${containerId}.`)
       ),
     );
 

@@ -66,6 +66,12 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000)
   }
 }
 
+/** `<base>/wfe-io-<id>.<16 hex>`, as a RegExp. */
+function captureDirPattern(base: string, id: string): RegExp {
+  const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^${esc(join(base, `wfe-io-${id}`))}\\.[0-9a-f]{16}$`);
+}
+
 async function assertGone(path: string): Promise<void> {
   await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
 }
@@ -78,7 +84,7 @@ Deno.test("createCapture() makes a 0700 dir with empty 0600 files in a local dir
       await withUmask(umask, async () => {
         const id = `local-${umask}`;
         await using capture = await createCapture(id, { ioDir: base, shared: false });
-        assert.equal(capture.dir, join(base, `wfe-io-${id}`));
+        assert.match(capture.dir, captureDirPattern(base, id));
         assert.equal(capture.stdoutPath, join(capture.dir, "stdout"));
         assert.equal(capture.stderrPath, join(capture.dir, "stderr"));
         assert.equal(capture.shared, false);
@@ -106,7 +112,7 @@ Deno.test("createCapture() keeps 0700/0600 under a shared WFE_IO_DIR; WFE_IO_PER
       for (const umask of [0o022, 0o077]) {
         await withUmask(umask, async () => {
           await using capture = await createCapture(`env-${umask}`);
-          assert.equal(capture.dir, join(base, `wfe-io-env-${umask}`));
+          assert.match(capture.dir, captureDirPattern(base, `env-${umask}`));
           assert.equal(capture.shared, false);
           assert.equal(await mode(capture.dir), 0o700);
           assert.equal(await mode(capture.stdoutPath), 0o600);
@@ -199,7 +205,7 @@ Deno.test("createCapture() defaults to a local capture in the system temp dir", 
   await withIoDirEnv(undefined, async () => {
     const id = `default-${crypto.randomUUID()}`;
     await using capture = await createCapture(id);
-    assert.equal(capture.dir, join(tmpdir(), `wfe-io-${id}`));
+    assert.match(capture.dir, captureDirPattern(tmpdir(), id));
     assert.equal(capture.shared, false);
     assert.equal(await mode(capture.dir), 0o700);
   });
@@ -232,18 +238,22 @@ Deno.test("createCapture() rejects bad maxOutputBytes, pollIntervalMs and ioDir"
   });
 });
 
-Deno.test("createCapture() refuses an existing capture directory instead of reusing it", async () => {
+Deno.test("createCapture() never reuses a directory: each capture gets its own unguessable one", async () => {
   await withTempDir(async (base) => {
     await using first = await createCapture("twice", { ioDir: base });
     await shimWrite(first.stdoutPath, "first step\n");
-    await assert.rejects(
-      createCapture("twice", { ioDir: base }),
-      (err: unknown) =>
-        err instanceof Deno.errors.AlreadyExists && err.message.includes(first.dir) &&
-        err.message.includes("'twice'"),
-    );
+    await using second = await createCapture("twice", { ioDir: base });
+    assert.notEqual(second.dir, first.dir);
+    assert.equal(await Deno.readTextFile(second.stdoutPath), "");
     // The first capture is untouched.
     assert.equal(await Deno.readTextFile(first.stdoutPath), "first step\n");
+    // A directory planted at the predictable name (a service's id is its name) changes nothing.
+    const planted = join(base, "wfe-io-svc-web");
+    await Deno.mkdir(planted);
+    await Deno.symlink("/etc/passwd", join(planted, "stdout"));
+    await using svc = await createCapture("svc-web", { ioDir: base });
+    assert.notEqual(svc.dir, planted);
+    assert.match(svc.dir, captureDirPattern(base, "svc-web"));
   });
 });
 
@@ -283,8 +293,8 @@ Deno.test("createCapture() makes a relative ioDir absolute (the daemon gets the 
     const rel = relative(Deno.cwd(), base);
     assert.ok(!rel.startsWith("/"));
     await using capture = await createCapture("relative", { ioDir: rel });
-    assert.equal(capture.dir, join(base, "wfe-io-relative"));
-    assert.equal(capture.stdoutPath, join(base, "wfe-io-relative", "stdout"));
+    assert.match(capture.dir, captureDirPattern(base, "relative"));
+    assert.equal(capture.stdoutPath, join(capture.dir, "stdout"));
   });
 });
 
