@@ -599,3 +599,25 @@ containerdTest(
     assert.equal((await c.containers.list({})).containers.length, before, "no container created");
   },
 );
+
+containerdTest(
+  "a runtime without a shim binary, or a missing runc binary, fails naming it and leaves nothing",
+  async (h) => {
+    await using c = await connect(`unix://${h.address}`, { namespace: h.namespace });
+    const before = (await c.containers.list({})).containers.length;
+    const leasesBefore = (await c.leases.list({})).leases.length;
+    await assertRejects(
+      () => runStep(base(h, { runtime: "io.containerd.nope.v1" })),
+      Error,
+      'runtime "io.containerd.nope.v1" binary not installed "containerd-shim-nope-v1"',
+    );
+    await assertRejects(
+      () =>
+        runStep(base(h, { runcOptions: { root: h.runcRoot, binaryName: "/nonexistent/runc" } })),
+      Error,
+      "fork/exec /nonexistent/runc: no such file or directory",
+    );
+    assert.equal((await c.containers.list({})).containers.length, before, "no container left");
+    assert.equal((await c.leases.list({})).leases.length, leasesBefore, "no lease left");
+  },
+);
