@@ -380,3 +380,54 @@ containerdTest(
     }
   },
 );
+
+containerdTest(
+  "an exec readiness probe never follows a planted exec-N.out symlink (no truncate, no chmod of its target)",
+  async (h) => {
+    const id = uniqueId("svc-plant");
+    const ioDir = await Deno.makeTempDir({ prefix: "wfe-plant-" });
+    const victim = `${ioDir}/victim`;
+    await Deno.writeTextFile(victim, "root's secret\n", { mode: 0o600 });
+    try {
+      const started = runService(
+        addr(h),
+        id,
+        h.images.oneLayer.name,
+        {},
+        opts(h, {
+          ioDir,
+          command: ["/bin/sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 1000"],
+          readiness: { check: { exec: ["test", "-f", "/tmp/ready"] }, intervalMs: 200 },
+        }),
+      );
+      started.catch(() => {});
+      // As soon as the capture dir exists, plant links for the later probe attempts (root can
+      // enter the 0700 dir; another user could not, which SECURITY.md covers).
+      let dir: string | undefined;
+      while (!dir) {
+        for (const e of Deno.readDirSync(ioDir)) {
+          if (e.name.startsWith(`wfe-io-${id}.`)) dir = e.name;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      for (let attempt = 3; attempt <= 40; attempt++) {
+        for (const ext of ["out", "err"]) {
+          await Deno.symlink(victim, `${ioDir}/${dir}/exec-${attempt}.${ext}`).catch(() => {});
+        }
+      }
+      await started.then(() =>
+        cleanupService(addr(h), id, { namespace: h.namespace, gracePeriodMs: 500 })
+      )
+        .catch(() => cleanupService(addr(h), id, { namespace: h.namespace, gracePeriodMs: 500 }));
+      assert.equal(
+        await Deno.readTextFile(victim),
+        "root's secret\n",
+        "the target was not written",
+      );
+      assert.equal((await Deno.stat(victim)).mode! & 0o777, 0o600, "the target was not chmod'ed");
+      await assertNothingLeft(h, id);
+    } finally {
+      await Deno.remove(ioDir, { recursive: true });
+    }
+  },
+);
