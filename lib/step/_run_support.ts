@@ -9,6 +9,7 @@
 import { timeoutOrAbort } from "../_util/async.ts";
 import type { ContainerdClient } from "../grpc/connection.ts";
 import type { Capture } from "../runtime/capture.ts";
+import { removeContainer } from "../runtime/remove.ts";
 import { stopTask } from "../runtime/task.ts";
 import type { ValidatedStep } from "./config.ts";
 
@@ -35,12 +36,44 @@ export async function assertVolumeSources(step: ValidatedStep): Promise<void> {
  * Adds to a failure what could not be removed after it (e.g. the daemon went
  * away mid-step), so the caller knows what `prune` has to clean up.
  */
-export function withLeftovers(err: unknown, containerId: string, errors: Error[]): unknown {
-  if (errors.length === 0 || !(err instanceof Error)) return err;
+export function withLeftovers(
+  err: unknown,
+  client: ContainerdClient,
+  containerId: string,
+  snapshotter: string,
+  errors: Error[],
+): unknown {
+  if (errors.length === 0) return err;
+  leftoversOf(client).set(containerId, snapshotter);
+  if (!(err instanceof Error)) return err;
   err.message += `\nleft behind by ${containerId} (could not remove: ` +
-    `${errors.map((e) => e.message).join("; ")}); \`wfe-containerd prune\` (prune()) removes ` +
-    "it once the daemon answers";
+    `${errors.map((e) => e.message).join("; ")}); the next step on this daemon and namespace ` +
+    "retries, and `wfe-containerd prune` (prune()) removes it once the daemon answers";
   return err;
+}
+
+/** Containers a failed removal left, by daemon address and namespace: id -> snapshotter. */
+const leftovers = new Map<string, Map<string, string>>();
+
+function leftoversOf(client: ContainerdClient): Map<string, string> {
+  const key = `${client.address.target} ${client.namespace}`;
+  let map = leftovers.get(key);
+  if (!map) leftovers.set(key, map = new Map());
+  return map;
+}
+
+/**
+ * Retries removing what earlier steps on this daemon and namespace left
+ * (e.g. the daemon restarted mid-step); what still fails stays for the next
+ * try. Never throws.
+ */
+export async function retryLeftovers(client: ContainerdClient): Promise<void> {
+  const map = leftoversOf(client);
+  for (const [containerId, snapshotter] of [...map]) {
+    const removal = await removeContainer(client, containerId, { gracePeriodMs: 1000, snapshotter })
+      .catch(() => undefined);
+    if (removal && removal.errors.length === 0) map.delete(containerId);
+  }
 }
 
 export interface Ending {

@@ -38,6 +38,7 @@ import {
   assertSnapshotter,
   assertVolumeSources,
   type Ending,
+  retryLeftovers,
   waitForEnd,
   watchCapture,
   withLeftovers,
@@ -249,6 +250,7 @@ async function runOn(
   started: number,
 ): Promise<StepResult> {
   const signal = options.signal;
+  await retryLeftovers(client);
   if (client.address.transport === "unix") await assertVolumeSources(step);
   if (step.snapshotter !== undefined) await assertSnapshotter(client, step.snapshotter);
   const image = await ensureStepImage(client, step, options);
@@ -293,7 +295,7 @@ async function runOn(
       snapshotter,
     });
     await capture.remove().catch(() => {});
-    throw withLeftovers(err, containerId, removal.errors);
+    throw withLeftovers(err, client, containerId, snapshotter, removal.errors);
   }
 
   // Tasks.Delete drains the output; read it before the capture dir goes.
@@ -307,6 +309,7 @@ async function runOn(
     },
   });
   await capture.remove().catch(() => {});
+  withLeftovers(undefined, client, containerId, snapshotter, removal.errors); // retried next time
   if (ending.reason === "lost" || !output) {
     throw new StepOutputError({
       exitCode: ending.exitStatus,

@@ -161,7 +161,7 @@ containerdTest(
 );
 
 containerdTest(
-  "fault: the daemon SIGKILLed mid-step; runStep fails fast naming what is left, prune after a restart removes it",
+  "fault: the daemon SIGKILLed mid-step; runStep fails fast naming what is left, the next step after a restart removes it",
   async () => {
     const own = await startHarness(); // a private daemon: this test kills it
     let restarted: Awaited<ReturnType<typeof spawnDaemon>> | undefined;
@@ -183,15 +183,26 @@ containerdTest(
         err.message,
         new RegExp(`left behind by wfe-${token}-[0-9a-f]+ \\(could not remove: `),
       );
+      assert.match(err.message, /the next step on this daemon and namespace retries/);
       assert.match(err.message, /prune\(\)\) removes it once the daemon answers/);
 
       restarted = await spawnDaemon(own.dir, false);
       await waitReady(restarted);
       const left = await audit({ ...scope(own, ioDir, token), address: restarted.address });
       assert.equal(left.containers.length, 1, JSON.stringify(left));
+      // The next step on that daemon (the client's channel reconnects) removes what was left.
+      const next = await runStep(step(own, { stepName: "after-restart", run: "echo ok" }), {
+        ioDir,
+      });
+      assert.equal(next.stdout, "ok\n");
+      assert.deepEqual(
+        await audit({ ...scope(own, ioDir, token), address: restarted.address }),
+        NOTHING,
+      );
       await using c = await connect(`unix://${restarted.address}`, { namespace: own.namespace });
       const report = await prune(c, { ioDir, gracePeriodMs: 500 });
       assert.deepEqual(report.errors, []);
+      assert.deepEqual(report.containers, [], "nothing left for prune");
       assert.deepEqual(
         await audit({ ...scope(own, ioDir, token), address: restarted.address }),
         NOTHING,
