@@ -182,3 +182,59 @@ containerdTest(
     }
   },
 );
+
+/**
+ * A tiny static x86-64 program (machine code assembled once, wrapped in a minimal ELF header):
+ * keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0); exits 0 on success, else errno.
+ */
+function keyctlProbe(): Uint8Array {
+  const code = Uint8Array.from(
+    "b8fa00000031ffbefdffffff31d20f0585c07906f7d889c7eb0231ffb83c0000000f05".match(/../g)!,
+    (h) => parseInt(h, 16),
+  );
+  const base = 0x400000n;
+  const size = 64 + 56 + code.length;
+  const elf = new Uint8Array(size);
+  const v = new DataView(elf.buffer);
+  elf.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]);
+  v.setUint16(16, 2, true); // ET_EXEC
+  v.setUint16(18, 0x3e, true); // x86-64
+  v.setUint32(20, 1, true);
+  v.setBigUint64(24, base + 120n, true); // entry
+  v.setBigUint64(32, 64n, true); // program headers at 64
+  v.setUint16(52, 64, true);
+  v.setUint16(54, 56, true);
+  v.setUint16(56, 1, true);
+  v.setUint32(64, 1, true); // PT_LOAD
+  v.setUint32(68, 5, true); // R+X
+  v.setBigUint64(80, base, true);
+  v.setBigUint64(88, base, true);
+  v.setBigUint64(96, BigInt(size), true);
+  v.setBigUint64(104, BigInt(size), true);
+  v.setBigUint64(112, 0x1000n, true);
+  elf.set(code, 120);
+  return elf;
+}
+
+containerdTest(
+  "the seccomp profile keeps steps from the kernel keyrings (keyctl gets EPERM; unconfined it works)",
+  async (h) => {
+    if (Deno.build.arch !== "x86_64") throw new Error("this probe is x86-64 machine code");
+    const dir = await Deno.makeTempDir({ prefix: "wfe-keyctl-" });
+    try {
+      await Deno.chmod(dir, 0o755); // the step runs as 1000:1000
+      await Deno.writeFile(`${dir}/keyctl-probe`, keyctlProbe(), { mode: 0o755 });
+      const probe = (seccomp?: string) =>
+        runStep(base(h, {
+          run: "/probe/keyctl-probe; echo exit=$?",
+          user: "1000:1000",
+          seccomp,
+          volumes: [{ source: dir, target: "/probe", readonly: true }],
+        }));
+      assert.equal((await probe()).stdout, "exit=1\n", "EPERM (1) under the default profile");
+      assert.equal((await probe("unconfined")).stdout, "exit=0\n", "the call works unconfined");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
