@@ -19,18 +19,9 @@
 
 import { connect, readContent, withLease, writeContent } from "../api.ts";
 import { startHarness } from "../tests/harness.ts";
+import { flag, median } from "./_util.ts";
 
 const MiB = 1024 * 1024;
-
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 const runs = flag("runs", 5);
 const sizeMiB = flag("mib", 256);

@@ -21,16 +21,7 @@ import { connect, importImages, pull } from "../api.ts";
 import { clearNamespace } from "../tests/daemon_helpers.ts";
 import { ctr, startHarness } from "../tests/harness.ts";
 import { startRegistry } from "../tests/registry_harness.ts";
-
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
+import { flag, median } from "./_util.ts";
 
 async function cliRun(args: string[]): Promise<void> {
   const out = await new Deno.Command(Deno.execPath(), {

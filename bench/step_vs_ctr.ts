@@ -17,16 +17,7 @@
 
 import { connect, runStep } from "../api.ts";
 import { ctr, startHarness } from "../tests/harness.ts";
-
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
+import { flag, median } from "./_util.ts";
 
 const runs = flag("runs", 15);
 const h = await startHarness();

@@ -163,38 +163,30 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   };
 }
 
+/** A new RSA key and either a self-signed certificate (1 day) or a signing request, by openssl. */
+async function newKey(key: string, out: string, subject: string, selfSigned: boolean) {
+  await run("openssl", [
+    "req",
+    ...(selfSigned ? ["-x509", "-days", "1"] : []),
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    out,
+    "-subj",
+    subject,
+  ]);
+}
+
 /** A CA, a server certificate for 127.0.0.1 signed by it, and an htpasswd file (bcrypt). */
 async function makeTlsBasic(
   dir: string,
   users: Record<string, string>,
 ): Promise<{ caPem: string }> {
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "1",
-    "-keyout",
-    `${dir}/ca.key`,
-    "-out",
-    `${dir}/ca.crt`,
-    "-subj",
-    "/CN=wfe-test-ca",
-  ]);
-  await run("openssl", [
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    `${dir}/server.key`,
-    "-out",
-    `${dir}/server.csr`,
-    "-subj",
-    "/CN=127.0.0.1",
-  ]);
+  await newKey(`${dir}/ca.key`, `${dir}/ca.crt`, "/CN=wfe-test-ca", true);
+  await newKey(`${dir}/server.key`, `${dir}/server.csr`, "/CN=127.0.0.1", false);
   await Deno.writeTextFile(`${dir}/san.ext`, "subjectAltName=IP:127.0.0.1\n");
   await run("openssl", [
     "x509",
@@ -253,21 +245,7 @@ async function startTokenService(
 ): Promise<{ realm: string; certPath: string; stop(): Promise<void> }> {
   const keyPath = `${dir}/token.key`;
   const certPath = `${dir}/token.crt`;
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    keyPath,
-    "-out",
-    certPath,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=wfe-test-token",
-  ]);
+  await newKey(keyPath, certPath, "/CN=wfe-test-token", true);
   const key = await crypto.subtle.importKey(
     "pkcs8",
     pemBody(await Deno.readTextFile(keyPath)),

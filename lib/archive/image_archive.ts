@@ -9,6 +9,7 @@
  * @module
  */
 
+import { concat } from "../_util/bytes.ts";
 import { Sha256Stream } from "../content/digest.ts";
 import { IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION } from "../labels.ts";
 import type { BlobProvider, OpenBlobOptions, ReadBlobOptions } from "../image/provider.ts";
@@ -234,13 +235,7 @@ class FileBlobs {
         }
         const parts: Uint8Array[] = [];
         for await (const part of open(desc, { signal })) parts.push(part);
-        const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-        let at = 0;
-        for (const part of parts) {
-          out.set(part, at);
-          at += part.length;
-        }
-        return out;
+        return concat(parts);
       },
     };
   }

@@ -147,10 +147,7 @@ export async function writeContent(
     namespace,
     lease,
   });
-  const exchange = async (
-    request: Parameters<typeof stream.send>[0],
-  ): Promise<WriteContentResponse> => {
-    await stream.send(request);
+  const receive = async (): Promise<WriteContentResponse> => {
     const res = await stream.recv();
     if (!res) {
       throw new ContainerdError({
@@ -160,6 +157,12 @@ export async function writeContent(
       });
     }
     return res;
+  };
+  const exchange = async (
+    request: Parameters<typeof stream.send>[0],
+  ): Promise<WriteContentResponse> => {
+    await stream.send(request);
+    return await receive();
   };
   const existedResult = (): WriteContentResult => ({
     digest: expected!,
@@ -191,14 +194,7 @@ export async function writeContent(
     const inFlight: number[] = []; // the offset each unacknowledged WRITE ends at
     const acknowledge = async (): Promise<void> => {
       const want = inFlight.shift()!;
-      const res = await stream.recv();
-      if (!res) {
-        throw new ContainerdError({
-          code: GrpcCode.UNKNOWN,
-          method: "Content.Write",
-          details: `${ref}: the server ended the stream without a response`,
-        });
-      }
+      const res = await receive();
       if (res.offset !== want) {
         throw dataLoss("Content.Write", ref, `server is at offset ${res.offset}, sent ${want}`);
       }

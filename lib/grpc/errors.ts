@@ -129,6 +129,20 @@ export function isNotFound(err: unknown): boolean {
   return hasCode(err, GrpcCode.NOT_FOUND);
 }
 
+/**
+ * Runs a lookup (e.g. Content.Info, Snapshots.Stat): true when it answers,
+ * false on NOT_FOUND; other failures are thrown.
+ */
+export async function found(lookup: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await lookup();
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
 /** True when `err` is a {@linkcode ContainerdError} with code ALREADY_EXISTS (6). */
 export function isAlreadyExists(err: unknown): boolean {
   return hasCode(err, GrpcCode.ALREADY_EXISTS);

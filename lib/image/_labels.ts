@@ -7,7 +7,7 @@
  */
 
 import type { ContainerdClient } from "../grpc/connection.ts";
-import { isNotFound } from "../grpc/errors.ts";
+import { found } from "../grpc/errors.ts";
 import { DISTRIBUTION_SOURCE_PREFIX, GC_REF_CONTENT_PREFIX } from "../labels.ts";
 import { parseIndex, parseManifest } from "../oci/documents.ts";
 import { mediaTypeKind } from "../oci/media_types.ts";
@@ -90,13 +90,7 @@ export async function blobExists(
   // Held by the lease first: a blob that only exists could otherwise be
   // collected (its last image deleted) between this check and its use.
   if (leaseId) await holdResource(client, leaseId, digest, "content", signal);
-  try {
-    await client.content.info({ digest }, { signal });
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
+  return await found(() => client.content.info({ digest }, { signal }));
 }
 
 /** Adds a blob (`content`) or snapshot (`snapshots/<snapshotter>`) to a lease. */

@@ -9,7 +9,7 @@
 
 import { retry } from "../_util/async.ts";
 import type { ContainerdClient } from "../grpc/connection.ts";
-import { ContainerdError, GrpcCode, isAlreadyExists, isNotFound } from "../grpc/errors.ts";
+import { ContainerdError, found, GrpcCode, isAlreadyExists } from "../grpc/errors.ts";
 import { GC_REF_SNAPSHOT_PREFIX, SNAPSHOT_REF_LABEL, UNCOMPRESSED_LABEL } from "../labels.ts";
 import type { OciDescriptor } from "../oci/types.ts";
 
@@ -48,13 +48,7 @@ async function snapshotExists(
   key: string,
   signal: AbortSignal | undefined,
 ): Promise<boolean> {
-  try {
-    await client.snapshots.stat({ snapshotter, key }, { signal });
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
+  return await found(() => client.snapshots.stat({ snapshotter, key }, { signal }));
 }
 
 /**
