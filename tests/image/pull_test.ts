@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ContainerdClient } from "../../lib/grpc/connection.ts";
-import { ContainerdError, GrpcCode, isNotFound } from "../../lib/grpc/errors.ts";
+import { ContainerdError, found, GrpcCode, isNotFound } from "../../lib/grpc/errors.ts";
 import { pull } from "../../lib/image/pull.ts";
 import type { PullProgress } from "../../lib/image/store.ts";
 import { RegistryError } from "../../lib/registry/errors.ts";
@@ -36,15 +36,7 @@ async function contentLabels(
   return out;
 }
 
-async function exists(fn: () => Promise<unknown>): Promise<boolean> {
-  try {
-    await fn();
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
+const exists = found;
 
 containerdTest(
   "pull stores an image as ctr images pull does (target, labels, snapshots), it survives GC and a step runs from it",
