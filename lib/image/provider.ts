@@ -1,7 +1,7 @@
 /**
  * Where image blobs come from: a small interface that containerd's content
- * store implements now and a registry implements next, so resolving an image
- * and reading files from its layers work the same over either.
+ * store, a registry and an image archive implement, so resolving an image,
+ * storing it and reading files from its layers work the same over each.
  *
  * @module
  */
