@@ -15,6 +15,7 @@ import { cliCommand, stepFlags } from "../cli/_cli.ts";
 import {
   containerdTest,
   type HarnessInfo,
+  ourShims,
   spawnDaemon,
   startHarness,
   stopDaemon,
@@ -47,6 +48,29 @@ async function until(what: string, ms: number, fn: () => Promise<boolean>): Prom
 async function runningTask(h: HarnessInfo, token: string): Promise<boolean> {
   await using c = await connect(`unix://${h.address}`, { namespace: h.namespace });
   return (await c.tasks.list({})).tasks.some((t) => t.id.includes(token) && t.status === 2);
+}
+
+/** Host processes whose parent is `parent`. */
+function childrenOf(parent: number): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] === String(parent)) {
+        pids.push(+e.name);
+      }
+    } catch { /* exited */ }
+  }
+  return pids;
+}
+
+function cmdlineOf(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
+  } catch {
+    return "";
+  }
 }
 
 /** Runs `fn` with a fresh IO base dir, removed afterwards. */
@@ -104,6 +128,65 @@ containerdTest(
       const report = await prune(c, { ioDir, gracePeriodMs: 500 });
       assert.deepEqual(report.errors, []);
       assert.deepEqual(await audit(scope(h, ioDir, token)), NOTHING);
+    });
+  },
+);
+
+containerdTest(
+  "fault: the client SIGKILLed while Tasks.Create is in flight; prune() removes all containerd knows of; the step never runs",
+  async (h) => {
+    const token = `kcr${crypto.randomUUID().slice(0, 8)}`;
+    await withIoDir(async (ioDir) => {
+      const child = cliCommand([
+        "--address",
+        `unix://${h.address}`,
+        "--namespace",
+        h.namespace,
+        "--io-dir",
+        ioDir,
+        "run",
+        ...stepFlags(h),
+        "--name",
+        token,
+        "--",
+        "sleep",
+        "60",
+      ], { stdout: "null", stderr: "null" }).spawn();
+      const mine = scope(h, ioDir, token).mine;
+      const stepShims = () =>
+        ourShims(h.dir).filter((pid) => mine(Deno.readTextFileSync(`/proc/${pid}/cmdline`)));
+      try {
+        // containerd starts the shim inside Tasks.Create: kill the client the moment it exists.
+        const deadline = Date.now() + 30_000;
+        while (stepShims().length === 0) {
+          if (Date.now() > deadline) throw new Error("no shim appeared for the step");
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        child.kill("SIGKILL");
+      } finally {
+        await child.status;
+      }
+      await new Promise((r) => setTimeout(r, 1000)); // containerd finishes or undoes the Create
+      const before = await audit(scope(h, ioDir, token));
+      assert.equal(before.containers.length, 1, JSON.stringify(before));
+      await using c = await connect(`unix://${h.address}`, { namespace: h.namespace });
+      const report = await prune(c, { ioDir, gracePeriodMs: 500 });
+      assert.deepEqual(report.errors, []);
+      const left = await audit(scope(h, ioDir, token));
+      // containerd cancels the Create when the client's connection drops. When the cancel lands
+      // while the shim is starting, that shim outlives the Create with no task on record (at
+      // times holding a created, never started `runc init`), and no API call, so no prune, can
+      // reach it (SECURITY.md). The step's command never runs in it.
+      for (const shim of left.shims) {
+        const children = childrenOf(shim);
+        assert.ok(
+          children.every((pid) => cmdlineOf(pid) === "runc init"),
+          `shim ${shim} holds ${children.map(cmdlineOf)}`,
+        );
+        for (const pid of [shim, ...children]) Deno.kill(pid, "SIGKILL");
+      }
+      if (left.shims.length) console.error(`left: shim ${left.shims} (no task on record)`);
+      assert.deepEqual({ ...left, shims: [] }, NOTHING);
     });
   },
 );
