@@ -50,6 +50,15 @@ async function runningTask(h: HarnessInfo, token: string): Promise<boolean> {
   return (await c.tasks.list({})).tasks.some((t) => t.id.includes(token) && t.status === 2);
 }
 
+/** A CLI process running `sleep 60` as a step named `token`. */
+function sleepingCli(h: HarnessInfo, ioDir: string, token: string): Deno.ChildProcess {
+  const daemon = ["--address", `unix://${h.address}`, "--namespace", h.namespace];
+  return cliCommand(
+    [...daemon, "--io-dir", ioDir, "run", ...stepFlags(h), "--name", token, "--", "sleep", "60"],
+    { stdout: "null", stderr: "null" },
+  ).spawn();
+}
+
 /** Host processes whose parent is `parent`. */
 function childrenOf(parent: number): number[] {
   const pids: number[] = [];
@@ -100,21 +109,7 @@ containerdTest(
   async (h) => {
     const token = `kill${crypto.randomUUID().slice(0, 8)}`;
     await withIoDir(async (ioDir) => {
-      const child = cliCommand([
-        "--address",
-        `unix://${h.address}`,
-        "--namespace",
-        h.namespace,
-        "--io-dir",
-        ioDir,
-        "run",
-        ...stepFlags(h),
-        "--name",
-        token,
-        "--",
-        "sleep",
-        "60",
-      ], { stdout: "null", stderr: "null" }).spawn();
+      const child = sleepingCli(h, ioDir, token);
       try {
         await until("the step's task to run", 30_000, () => runningTask(h, token));
         child.kill("SIGKILL");
@@ -137,21 +132,7 @@ containerdTest(
   async (h) => {
     const token = `kcr${crypto.randomUUID().slice(0, 8)}`;
     await withIoDir(async (ioDir) => {
-      const child = cliCommand([
-        "--address",
-        `unix://${h.address}`,
-        "--namespace",
-        h.namespace,
-        "--io-dir",
-        ioDir,
-        "run",
-        ...stepFlags(h),
-        "--name",
-        token,
-        "--",
-        "sleep",
-        "60",
-      ], { stdout: "null", stderr: "null" }).spawn();
+      const child = sleepingCli(h, ioDir, token);
       const mine = scope(h, ioDir, token).mine;
       const stepShims = () =>
         ourShims(h.dir).filter((pid) => mine(Deno.readTextFileSync(`/proc/${pid}/cmdline`)));
