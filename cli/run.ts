@@ -19,6 +19,7 @@ import {
   interruptible,
   keyValue,
   keyValues,
+  lineWriter,
   out,
   positiveInt,
   PROGRAM,
@@ -327,8 +328,8 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
           registry: flags.plainHttp ? { plainHttp: true } : undefined,
           onPullProgress: (e) => pulling.onProgress(e),
           gracePeriodMs: flags.gracePeriod,
-          onStdout: flags.json ? undefined : (line) => out(`${line}\n`),
-          onStderr: flags.json ? undefined : (line) => err(`${line}\n`),
+          onStdout: flags.json ? undefined : lineWriter("stdout"),
+          onStderr: flags.json ? undefined : lineWriter("stderr"),
         });
       } catch (e) {
         if (!(e instanceof StepError)) throw e;

@@ -1,97 +1,48 @@
 import { statfs } from "node:fs/promises";
-import { concat } from "../_util/bytes.ts";
 import type { Capture, CapturedOutput, CaptureOptions, CaptureStream } from "./capture.ts";
 import { OutputParser } from "../step/outputs.ts";
+import { StreamState, utf8Boundary } from "./_capture_stream.ts";
 
 /** Less free space than this on the capture dir's filesystem counts as full. */
 const MIN_FREE_BYTES = 64 * 1024;
 
 /** Read size for files. */
 const CHUNK_BYTES = 256 * 1024;
-/** At most this much is read per stream per poll, so one busy stream cannot starve the other. */
-const MAX_BYTES_PER_POLL = 4 * 1024 * 1024;
-/** A tailed line without a line break is delivered in pieces of this many characters. */
-const MAX_TAILED_LINE = 1024 * 1024;
+/** At most this much is read from one stream before the other gets its turn. */
+const MAX_BYTES_PER_TURN = 4 * 1024 * 1024;
+/** After a small read, the pause before the next one, in ms. */
+const COALESCE_MS = 5;
 /** Output lines up to this long always parse, even with a smaller `maxOutputBytes`. */
 const MIN_OUTPUT_LINE = 64 * 1024;
-
-/** Tailing state of one file. */
-interface Tail {
-  path: string;
-  onLine: ((line: string) => void) | undefined;
-  offset: number;
-  decoder: TextDecoder;
-  /** The current line so far (no line break seen yet). */
-  line: string;
-}
-
-function dropCr(line: string): string {
-  return line.endsWith("\r") ? line.slice(0, -1) : line;
-}
-
-/** Index of the first byte at or after `start` that does not continue a UTF-8 sequence. */
-function utf8Boundary(bytes: Uint8Array, start: number): number {
-  let i = start;
-  while (i < bytes.length && i < start + 3 && (bytes[i] & 0xc0) === 0x80) i++;
-  return i;
-}
-
-/** Keeps the last `max` bytes of a file, counting all of them. */
-async function readBounded(
-  file: Deno.FsFile,
-  max: number,
-  onChunk?: (chunk: Uint8Array) => void,
-): Promise<{ text: string; bytes: number; truncated: boolean }> {
-  const chunks: Uint8Array[] = [];
-  let kept = 0;
-  let total = 0;
-  for (;;) {
-    const buffer = new Uint8Array(CHUNK_BYTES);
-    const n = await file.read(buffer);
-    if (n === null) break;
-    const chunk = buffer.subarray(0, n);
-    total += n;
-    onChunk?.(chunk);
-    if (max === 0) continue;
-    chunks.push(chunk);
-    kept += n;
-    while (kept - chunks[0].length >= max) kept -= chunks.shift()!.length;
-  }
-  const truncated = total > max;
-  if (truncated && chunks.length > 0) {
-    // Drop the bytes before the last `max`, then a split UTF-8 sequence.
-    const first = chunks[0].subarray(kept - max);
-    const joined = first.length >= 3 || chunks.length === 1
-      ? first
-      : concat([first, ...chunks.splice(1, 1)]);
-    chunks[0] = joined.subarray(utf8Boundary(joined, 0));
-  }
-  const decoder = new TextDecoder();
-  let text = "";
-  for (const chunk of chunks) text += decoder.decode(chunk, { stream: true });
-  text += decoder.decode();
-  return { text, bytes: total, truncated };
-}
 
 /** A file's identity: device and inode. */
 function identity(info: Deno.FileInfo): string {
   return `${info.dev}:${info.ino}`;
 }
 
-/** The {@linkcode Capture} of two regular files, tailed by polling. */
+/**
+ * The {@linkcode Capture} of two regular files. While tailing, both files are
+ * read to their end on every wake-up: a change seen by inotify, or the poll
+ * timer (the fallback for shared mounts whose remote writes inotify misses).
+ * Each byte is read once: the kept tail, the outputs and the lines all come
+ * from that one pass.
+ */
 export class FileCapture implements Capture {
   readonly dir: string;
   readonly stdoutPath: string;
   readonly stderrPath: string;
   readonly shared: boolean;
-  #maxOutputBytes: number;
   #pollIntervalMs: number;
-  #tails: Tail[];
+  #streams: [StreamState, StreamState];
   #tailing = false;
   #removed = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #polling: Promise<void> | undefined;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #watcher: Deno.FsWatcher | undefined;
   #error: { value: unknown } | undefined;
+  #buffer: Uint8Array = new Uint8Array(CHUNK_BYTES);
+  /** Read buffers no longer kept by a stream, reused instead of allocating (bounded). */
+  #spare: Uint8Array[] = [];
   /** The files created for the task, kept open: their identity, and whether they still exist. */
   #files: [Deno.FsFile, Deno.FsFile];
   #ids: [string, string];
@@ -112,60 +63,59 @@ export class FileCapture implements Capture {
     this.stdoutPath = stdoutPath;
     this.stderrPath = stderrPath;
     this.shared = shared;
-    this.#maxOutputBytes = maxOutputBytes;
     this.#pollIntervalMs = pollIntervalMs;
-    const tail = (path: string, onLine?: (line: string) => void): Tail => ({
-      path,
-      onLine,
-      offset: 0,
-      decoder: new TextDecoder(),
-      line: "",
-    });
-    this.#tails = [tail(stdoutPath, options.onStdout), tail(stderrPath, options.onStderr)];
+    const keep = (err: unknown) => void (this.#error ??= { value: err });
+    const recycle = (chunk: Uint8Array) => {
+      if (chunk.buffer.byteLength === CHUNK_BYTES && this.#spare.length < 4) {
+        this.#spare.push(new Uint8Array(chunk.buffer, chunk.byteOffset, CHUNK_BYTES));
+      }
+    };
+    const parser = new OutputParser({ maxLineLength: Math.max(maxOutputBytes, MIN_OUTPUT_LINE) });
+    this.#streams = [
+      new StreamState(maxOutputBytes, parser, options.onStdout, keep, recycle),
+      new StreamState(maxOutputBytes, undefined, options.onStderr, keep, recycle),
+    ];
   }
 
   startTailing(): void {
     if (this.#removed) throw new Error(`Cannot tail ${this.dir} as it was removed`);
     if (this.#tailing) return;
     this.#tailing = true;
-    this.#schedule();
+    for (const stream of this.#streams) stream.delivering = true;
+    try {
+      this.#watcher = Deno.watchFs(this.dir, { recursive: false });
+      (async () => {
+        for await (const _ of this.#watcher!) this.#wake?.();
+      })().catch(() => {});
+    } catch { /* no inotify here: the timer alone */ }
+    this.#loop = this.#run();
   }
 
   async stopTailing(): Promise<void> {
     if (!this.#tailing) return;
     await this.#halt();
-    for (const tail of this.#tails) {
-      if (!tail.onLine) continue;
-      await this.#readNew(tail, true);
-      this.#deliver(tail, tail.decoder.decode());
-      if (tail.line !== "") this.#emit(tail, dropCr(tail.line));
-      tail.line = "";
-    }
+    await this.#drain().catch((err) => void (this.#error ??= { value: err }));
+    for (const stream of this.#streams) stream.flushLine();
     const error = this.#error;
     this.#error = undefined;
     if (error) throw error.value;
   }
 
   async read(): Promise<CapturedOutput> {
-    const max = this.#maxOutputBytes;
-    const parser = new OutputParser({ maxLineLength: Math.max(max, MIN_OUTPUT_LINE) });
-    using stdout = await this.#open(0);
-    using stderr = await this.#open(1);
-    const [out, err] = await Promise.all([
-      readBounded(stdout, max, (chunk) => parser.push(chunk)),
-      readBounded(stderr, max),
-    ]);
+    if (this.#tailing) await this.#halt();
+    await this.#drain();
+    const out = this.#streams[0].finish();
+    const err = this.#streams[1].finish();
     return {
-      stdout: out.text,
-      stderr: err.text,
-      stdoutBytes: out.bytes,
-      stderrBytes: err.bytes,
-      stdoutTruncated: out.truncated,
-      stderrTruncated: err.truncated,
-      outputs: parser.finish(),
+      stdout: out.text.text,
+      stderr: err.text.text,
+      stdoutBytes: out.text.bytes,
+      stderrBytes: err.text.bytes,
+      stdoutTruncated: out.text.truncated,
+      stderrTruncated: err.text.truncated,
+      outputs: out.outputs,
     };
   }
-
   async tail(stream: CaptureStream, maxBytes: number): Promise<string> {
     if (stream !== "stdout" && stream !== "stderr") {
       throw new TypeError(`Cannot tail stream '${stream}': expected "stdout" or "stderr"`);
@@ -258,75 +208,84 @@ export class FileCapture implements Capture {
     return file;
   }
 
-  /** Stops the timer and waits for a poll in progress. */
+  /** Stops tailing and waits for a read in progress. */
   async #halt(): Promise<void> {
     this.#tailing = false;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#polling;
+    this.#wake?.();
+    try {
+      this.#watcher?.close();
+    } catch { /* closed */ }
+    this.#watcher = undefined;
+    await this.#loop;
+    this.#loop = undefined;
   }
 
-  #schedule(): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#polling = this.#poll().finally(() => {
-        this.#polling = undefined;
-        if (this.#tailing) this.#schedule();
+  /** Reads both files while tailing: right away after new bytes, else at a change or the timer. */
+  async #run(): Promise<void> {
+    while (this.#tailing) {
+      let got = 0;
+      try {
+        got = await this.#readFrom(this.#files[0], 0, MAX_BYTES_PER_TURN) +
+          await this.#readFrom(this.#files[1], 1, MAX_BYTES_PER_TURN);
+      } catch (err) {
+        this.#error ??= { value: err };
+      }
+      if (got >= CHUNK_BYTES || !this.#tailing) continue; // a busy writer: keep reading
+      if (got > 0) {
+        // A trickle: delivered at once, then a pause lets a burst gather into fewer reads.
+        await new Promise((resolve) => setTimeout(resolve, COALESCE_MS));
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => resolve(), this.#pollIntervalMs);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
-    }, this.#pollIntervalMs);
-  }
-
-  /** One poll of both files; never rejects (errors are kept for stopTailing). */
-  async #poll(): Promise<void> {
-    for (const tail of this.#tails) {
-      if (!tail.onLine || !this.#tailing) continue;
-      await this.#readNew(tail, false);
+      this.#wake = undefined;
     }
   }
 
-  /** Reads new bytes of a tailed file and delivers complete lines; keeps errors. */
-  async #readNew(tail: Tail, toEnd: boolean): Promise<void> {
-    try {
-      using file = await this.#open(tail.path === this.stdoutPath ? 0 : 1);
-      const { size } = await file.stat();
-      // Up to the size seen now, so a writer that keeps writing cannot keep us here.
-      const end = toEnd ? size : Math.min(size, tail.offset + MAX_BYTES_PER_POLL);
-      if (end <= tail.offset) return;
-      await file.seek(tail.offset, Deno.SeekMode.Start);
-      const buffer = new Uint8Array(Math.min(CHUNK_BYTES, end - tail.offset));
-      while (tail.offset < end) {
-        const n = await file.read(buffer.subarray(0, Math.min(buffer.length, end - tail.offset)));
-        if (n === null) break;
-        tail.offset += n;
-        this.#deliver(tail, tail.decoder.decode(buffer.subarray(0, n), { stream: true }));
+  /**
+   * Reads what is left of both files through their paths (checked to be the
+   * files created for the task; a fresh open also sees the last writes under
+   * NFS's close-to-open consistency).
+   *
+   * @throws The first error; the other stream is still read.
+   */
+  async #drain(): Promise<void> {
+    let error: { value: unknown } | undefined;
+    for (const index of [0, 1] as const) {
+      try {
+        using file = await this.#open(index);
+        await this.#readFrom(file, index, Infinity);
+      } catch (err) {
+        error ??= { value: err };
       }
-    } catch (err) {
-      this.#error ??= { value: err };
     }
+    if (error) throw error.value;
   }
 
-  /** Splits decoded text into lines; a line over MAX_TAILED_LINE goes out in pieces. */
-  #deliver(tail: Tail, text: string): void {
-    let start = 0;
-    for (;;) {
-      const nl = text.indexOf("\n", start);
-      tail.line += text.slice(start, nl < 0 ? text.length : nl);
-      while (tail.line.length > MAX_TAILED_LINE) {
-        this.#emit(tail, tail.line.slice(0, MAX_TAILED_LINE));
-        tail.line = tail.line.slice(MAX_TAILED_LINE);
+  /** Reads a stream from its offset to the end (at most `limit` bytes); returns the count. */
+  async #readFrom(file: Deno.FsFile, index: 0 | 1, limit: number): Promise<number> {
+    const stream = this.#streams[index];
+    await file.seek(stream.offset, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < limit) {
+      const n = await file.read(this.#buffer);
+      if (n === null || n === 0) break;
+      got += n;
+      // A mostly full buffer is kept as it is; a small read is copied so it pins no more.
+      let chunk: Uint8Array;
+      if (n >= CHUNK_BYTES / 2) {
+        chunk = this.#buffer.subarray(0, n);
+        this.#buffer = this.#spare.pop() ?? new Uint8Array(CHUNK_BYTES);
+      } else {
+        chunk = this.#buffer.slice(0, n);
       }
-      if (nl < 0) return;
-      this.#emit(tail, dropCr(tail.line));
-      tail.line = "";
-      start = nl + 1;
+      stream.consume(chunk);
     }
-  }
-
-  #emit(tail: Tail, line: string): void {
-    try {
-      tail.onLine?.(line);
-    } catch (err) {
-      this.#error ??= { value: err };
-    }
+    return got;
   }
 }

@@ -6,9 +6,12 @@
  * `O_CREAT`: the files must exist before `Tasks.Create`. Regular files (not
  * FIFOs) also work when the daemon runs elsewhere and sees the directory
  * through a shared mount (`WFE_IO_DIR`, e.g. virtiofs into a Lima VM).
- * Tailing therefore polls instead of relying on inotify, which such mounts do
- * not support, and reopens the files on every poll, which also gives fresh
- * data under NFS's close-to-open consistency.
+ * Tailing reads both files to their end whenever inotify reports a change and
+ * at least every `pollIntervalMs` (the fallback for shared mounts, where
+ * inotify misses remote writes); the last read reopens the files, which gives
+ * fresh data under NFS's close-to-open consistency. Every byte is read once,
+ * while the task runs: the kept tail, the outputs and the lines come from
+ * that one pass, so nothing is re-read after the task exits.
  *
  * @module
  */
@@ -78,7 +81,8 @@ export interface CaptureOptions {
    */
   owner?: CaptureOwner;
   /**
-   * How often tailing looks for new output, in milliseconds.
+   * How often tailing looks for new output when inotify reports nothing
+   * (shared mounts), in milliseconds.
    * @default {100}
    */
   pollIntervalMs?: number;
@@ -118,8 +122,10 @@ export interface Capture extends AsyncDisposable {
   /** The permissive opt-in is on (modes 01777/0666 instead of 0700/0600). */
   readonly shared: boolean;
   /**
-   * Starts delivering new lines to `onStdout` and `onStderr`, polling the
-   * files every `pollIntervalMs`. Does nothing when already tailing.
+   * Starts reading both files as they grow (keeping the tail and the outputs
+   * for {@linkcode Capture.read}) and delivering new lines to `onStdout` and
+   * `onStderr`, at each change inotify reports and at least every
+   * `pollIntervalMs`. Does nothing when already tailing.
    *
    * @throws {Error} When the capture directory was removed.
    */
@@ -134,7 +140,9 @@ export interface Capture extends AsyncDisposable {
    */
   stopTailing(): Promise<void>;
   /**
-   * Reads both files once, in a bounded amount of memory.
+   * Reads what was not read yet of both files (all of them when not tailing)
+   * and ends the capture's reading, in a bounded amount of memory; later
+   * calls return the same result.
    *
    * @returns The output, truncated to its last `maxOutputBytes` bytes per
    *   stream (cut at a UTF-8 boundary), sizes, and the outputs of all of stdout.

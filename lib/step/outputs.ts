@@ -12,6 +12,8 @@
  * @module
  */
 
+import { indexOfByte } from "../_util/bytes.ts";
+
 /** What a line must start with to declare an output. */
 export const OUTPUT_PREFIX = "##wfe[output ";
 
@@ -37,13 +39,6 @@ function parseLine(line: string, into: Record<string, string>): void {
   const eq = rest.indexOf("=");
   if (eq < 0) return;
   into[rest.slice(0, eq).replace(RUST_TRIM, "")] = rest.slice(eq + 1);
-}
-
-/** Whether a line that starts with `start` can still turn out to declare an output. */
-function mayDeclareOutput(start: string): boolean {
-  return start.length >= OUTPUT_PREFIX.length
-    ? start.startsWith(OUTPUT_PREFIX)
-    : OUTPUT_PREFIX.startsWith(start);
 }
 
 /**
@@ -87,14 +82,19 @@ export interface OutputParserOptions {
   maxLineLength?: number;
 }
 
+const PREFIX_BYTES = new TextEncoder().encode(OUTPUT_PREFIX);
+const HASH = 0x23;
+const LF = 0x0a;
+
 /**
  * Finds `##wfe[output key=value]` lines in stdout that arrives in pieces, for
  * example while reading a capture file: lines may be split anywhere across
  * chunks, including inside a UTF-8 sequence, and the last line may lack its
  * line break. The result equals {@linkcode parseOutputs} of the whole text.
  *
- * Only a line that can still turn out to be an output line is buffered, so
- * memory stays small however much ordinary output passes through.
+ * Bytes are scanned, not decoded: only a line that starts with `#` is looked
+ * at, and only one that can still turn out to be an output line is buffered
+ * and decoded, so ordinary output passes at memory speed in constant memory.
  *
  * @example
  * ```ts
@@ -108,12 +108,16 @@ export interface OutputParserOptions {
  */
 export class OutputParser {
   #outputs: Record<string, string> = emptyRecord<string>();
-  #decoder: TextDecoder = new TextDecoder();
   #maxLineLength: number;
-  /** The current line so far, while it may still declare an output. */
-  #line = "";
-  /** The current line cannot declare an output: drop text up to the next `\n`. */
-  #skipping = false;
+  /** A line of more bytes than this has more than maxLineLength UTF-16 units (+ CR). */
+  #maxLineBytes: number;
+  /** The next byte starts a line. */
+  #atLineStart = true;
+  /** The current line's bytes so far, while it may still declare an output. */
+  #candidate: Uint8Array[] | undefined;
+  #candidateBytes = 0;
+  /** A high surrogate that ended the last string chunk (its pair may follow). */
+  #highSurrogate = "";
   #finished = false;
 
   /**
@@ -128,23 +132,36 @@ export class OutputParser {
       throw new RangeError(`Cannot use maxLineLength ${max}: expected a number >= 0`);
     }
     this.#maxLineLength = max;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; + 1 for a trailing CR.
+    this.#maxLineBytes = 3 * (max + 1);
   }
 
   /**
-   * Feeds the next piece of stdout. Bytes are decoded as UTF-8 (invalid
-   * sequences become U+FFFD, never an error), carrying an incomplete sequence
-   * over to the next byte chunk; a string chunk first completes any pending
-   * bytes as they are.
+   * Feeds the next piece of stdout. Bytes are UTF-8 (invalid sequences
+   * become U+FFFD, never an error) and may split a sequence across chunks;
+   * a string chunk first completes any pending bytes as they are.
    *
-   * @param chunk Bytes or text, in the order they were written.
+   * @param chunk Bytes or text, in the order they were written. Bytes are
+   *   copied when kept, so the caller may reuse the buffer.
    * @throws {TypeError} When called after {@linkcode OutputParser.finish}.
    */
   push(chunk: Uint8Array | string): void {
     if (this.#finished) throw new TypeError("Cannot push to an OutputParser after finish()");
-    const text = typeof chunk === "string"
-      ? this.#decoder.decode() + chunk
-      : this.#decoder.decode(chunk, { stream: true });
-    this.#feed(text);
+    if (typeof chunk === "string") {
+      if (this.#candidate) {
+        const bytes = new TextEncoder().encode(this.#decodeCandidate());
+        this.#candidate = [bytes];
+        this.#candidateBytes = bytes.length;
+      }
+      const text = this.#highSurrogate + chunk;
+      const last = text.charCodeAt(text.length - 1);
+      const split = last >= 0xd800 && last <= 0xdbff;
+      this.#highSurrogate = split ? text.slice(-1) : "";
+      this.#scan(new TextEncoder().encode(split ? text.slice(0, -1) : text));
+      return;
+    }
+    this.#flushSurrogate();
+    this.#scan(chunk);
   }
 
   /**
@@ -155,43 +172,93 @@ export class OutputParser {
    */
   finish(): Record<string, string> {
     if (this.#finished) throw new TypeError("Cannot finish an OutputParser twice");
-    this.#feed(this.#decoder.decode());
+    this.#flushSurrogate();
     this.#endLine();
     this.#finished = true;
     return this.#outputs;
   }
 
-  #feed(text: string): void {
-    let start = 0;
-    for (;;) {
-      const nl = text.indexOf("\n", start);
-      if (nl < 0) {
-        this.#append(text, start, text.length);
+  #flushSurrogate(): void {
+    if (this.#highSurrogate === "") return;
+    this.#highSurrogate = "";
+    this.#scan(new TextEncoder().encode("\ud800")); // a lone surrogate: U+FFFD
+  }
+
+  #scan(bytes: Uint8Array): void {
+    const n = bytes.length;
+    let i = 0;
+    while (i < n) {
+      if (this.#candidate) {
+        const nl = indexOfByte(bytes, LF, i);
+        this.#extend(bytes.subarray(i, nl < 0 ? n : nl));
+        if (nl < 0) {
+          this.#atLineStart = false;
+          return;
+        }
+        this.#endLine();
+        this.#atLineStart = true;
+        i = nl + 1;
+        continue;
+      }
+      if (this.#atLineStart) {
+        this.#atLineStart = false;
+        if (bytes[i] === HASH) {
+          this.#candidate = [];
+          continue;
+        }
+      }
+      // The next `#` that starts a line; everything before it is ordinary output.
+      let p = indexOfByte(bytes, HASH, i + 1);
+      while (p >= 0 && bytes[p - 1] !== LF) p = indexOfByte(bytes, HASH, p + 1);
+      if (p < 0) {
+        this.#atLineStart = bytes[n - 1] === LF;
         return;
       }
-      this.#append(text, start, nl);
-      this.#endLine();
-      start = nl + 1;
+      this.#candidate = [];
+      i = p;
     }
   }
 
-  #append(text: string, from: number, to: number): void {
-    if (this.#skipping || from === to) return;
-    this.#line += text.slice(from, to);
-    if (!mayDeclareOutput(this.#line) || this.#line.length > this.#maxLineLength + 1) {
-      // (+ 1: a trailing "\r" is not part of the line's length.)
-      this.#line = "";
-      this.#skipping = true;
+  /** Adds bytes to the candidate line, dropping it once it cannot declare an output. */
+  #extend(part: Uint8Array): void {
+    const at = this.#candidateBytes;
+    for (let j = 0; at + j < PREFIX_BYTES.length && j < part.length; j++) {
+      if (part[j] !== PREFIX_BYTES[at + j]) {
+        this.#candidate = undefined;
+        this.#candidateBytes = 0;
+        return;
+      }
     }
+    this.#candidateBytes += part.length;
+    if (this.#candidateBytes > this.#maxLineBytes) {
+      this.#candidate = undefined;
+      this.#candidateBytes = 0;
+      return;
+    }
+    if (part.length > 0) this.#candidate!.push(part.slice());
+  }
+
+  #decodeCandidate(): string {
+    const parts = this.#candidate ?? [];
+    const all = parts.length === 1 ? parts[0] : new Uint8Array(this.#candidateBytes);
+    if (parts.length !== 1) {
+      let at = 0;
+      for (const part of parts) {
+        all.set(part, at);
+        at += part.length;
+      }
+    }
+    return new TextDecoder().decode(all);
   }
 
   #endLine(): void {
-    if (!this.#skipping && this.#line !== "") {
-      const length = this.#line.length - (this.#line.endsWith("\r") ? 1 : 0);
-      if (length <= this.#maxLineLength) parseLine(this.#line, this.#outputs);
+    if (this.#candidate) {
+      const line = this.#decodeCandidate();
+      const length = line.length - (line.endsWith("\r") ? 1 : 0);
+      if (length <= this.#maxLineLength) parseLine(line, this.#outputs);
     }
-    this.#line = "";
-    this.#skipping = false;
+    this.#candidate = undefined;
+    this.#candidateBytes = 0;
   }
 }
 
