@@ -224,6 +224,7 @@ export async function prune(
   // 1. containers (and tasks without a container record)
   const { containers } = await client.containers.list({});
   const { tasks } = await client.tasks.list({});
+  const taskById = new Map(tasks.map((t) => [t.id, t]));
   const existing = new Set(containers.map((c) => c.id));
   const removing: { item: PrunedContainer; captureDir?: string; snapshotter?: string }[] = [];
   for (const c of containers) {
@@ -243,7 +244,7 @@ export async function prune(
       report.kept.push({ what: "container", id: c.id, reason: tooRecent(created) });
       continue;
     }
-    const task = tasks.find((t) => t.id === c.id);
+    const task = taskById.get(c.id);
     removing.push({
       item: {
         id: c.id,

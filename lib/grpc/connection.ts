@@ -6,12 +6,12 @@
  */
 
 import { deadline } from "../_util/async.ts";
-import * as grpc from "@grpc/grpc-js";
+import type * as Grpc from "@grpc/grpc-js";
 import { readEnv } from "../_util/env.ts";
 import { isIdentifier } from "../_util/identifiers.ts";
 import { type ContainerdAddress, defaultAddress, parseAddress } from "./address.ts";
 import { ContainerdError, GrpcCode } from "./errors.ts";
-import { type CallOptions, makeServiceClient } from "./rpc.ts";
+import { type CallOptions, loadRpcRuntime, makeServiceClient } from "./rpc.ts";
 import {
   type ContainerdServices,
   type ContainersClient,
@@ -28,6 +28,16 @@ import {
   type VersionClient,
   type VersionResponse,
 } from "../../proto/gen/types.ts";
+
+/**
+ * grpc-js, loaded by the first connect() (about 100 ms), so that commands and
+ * imports that never connect (`--version`, `--help`, spec building) do not pay for it.
+ */
+let grpc: typeof Grpc;
+let grpcLoading: Promise<void> | undefined;
+function loadGrpc(): Promise<void> {
+  return grpcLoading ??= import("@grpc/grpc-js").then((m) => void (grpc = m));
+}
 
 /** Header that selects the containerd namespace of a call. */
 export const NAMESPACE_HEADER = "containerd-namespace";
@@ -67,7 +77,7 @@ export interface ConnectOptions {
 }
 
 interface Shared {
-  channel: grpc.Client;
+  channel: Grpc.Client;
   address: ContainerdAddress;
   closed: boolean;
 }
@@ -139,7 +149,7 @@ export class ContainerdClient implements ContainerdServices, AsyncDisposable {
     this.namespace = namespace;
     this.lease = lease;
     this.serverVersion = serverVersion;
-    const metadata = (options: CallOptions | undefined): grpc.Metadata => {
+    const metadata = (options: CallOptions | undefined): Grpc.Metadata => {
       const md = new grpc.Metadata();
       md.set(NAMESPACE_HEADER, options?.namespace ?? this.namespace);
       const lease = options?.lease ?? this.lease;
@@ -174,7 +184,7 @@ export class ContainerdClient implements ContainerdServices, AsyncDisposable {
     validateNamespace(namespace);
     options.signal?.throwIfAborted();
     const deadline = Date.now() + timeoutMs;
-    await preflight(parsed, address, timeoutMs);
+    await Promise.all([preflight(parsed, address, timeoutMs), loadGrpc(), loadRpcRuntime()]);
     const channel = new grpc.Client(parsed.target, await credentials(parsed, options.tls), {
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
@@ -316,7 +326,7 @@ function message(err: unknown): string {
 async function credentials(
   address: ContainerdAddress,
   tls: TlsOptions | undefined,
-): Promise<grpc.ChannelCredentials> {
+): Promise<Grpc.ChannelCredentials> {
   if (address.transport === "unix" || !address.tls) {
     if (tls && (tls.ca || tls.cert || tls.key) && address.transport === "tcp") {
       throw new TypeError(
@@ -344,7 +354,7 @@ async function credentials(
 }
 
 function waitForReady(
-  channel: grpc.Client,
+  channel: Grpc.Client,
   deadline: number,
   what: string,
   signal: AbortSignal | undefined,

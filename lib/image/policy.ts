@@ -12,7 +12,7 @@ import { imageNameCandidates } from "../oci/reference.ts";
 import { RegistryClient, type RegistryClientOptions } from "../registry/client.ts";
 import { RegistryError } from "../registry/errors.ts";
 import { pull } from "./pull.ts";
-import { imageExists, type ResolvedImage, resolveImage } from "./resolve.ts";
+import { type ResolvedImage, resolveImage } from "./resolve.ts";
 import type { PullProgress } from "./store.ts";
 
 /** Image pull policy of steps and services. */
@@ -65,45 +65,48 @@ export async function ensureImage(
       `Cannot use pull '${policy}': expected 'if-not-present', 'always' or 'never'`,
     );
   }
-  const missing = policy === "if-not-present" && !await imageExists(client, ref, { signal });
-  if (policy === "always" || missing) {
-    const registry = options.registry instanceof RegistryClient ? options.registry : undefined;
+  // One Images.Get in the common case: resolve first, pull only what is missing.
+  let missing = false;
+  if (policy !== "always") {
     try {
-      await pull(client, ref, {
-        ...(registry ? {} : options.registry as RegistryClientOptions | undefined),
-        registry,
-        platform,
-        snapshotter: options.snapshotter,
-        onProgress: options.onProgress,
-        signal,
-      });
+      return await resolveImage(client, ref, { platform, signal });
     } catch (err) {
-      if (!missing || !(err instanceof RegistryError)) throw err;
-      throw new RegistryError({
-        registry: err.registry,
-        repository: err.repository,
-        status: err.status,
-        code: err.code,
-        details: `image '${ref}' is not in namespace '${client.namespace}' and pulling it ` +
-          `failed: ${err.details}`,
-        cause: err,
-      });
+      if (!isNotFound(err) || !/not found in namespace/.test(String(err))) throw err;
+      if (policy === "never") {
+        throw new ContainerdError({
+          code: GrpcCode.NOT_FOUND,
+          method: "ensureImage",
+          details: `image '${ref}' is not in namespace '${client.namespace}' (tried ` +
+            `${imageNameCandidates(ref).join(", ")}) and the pull policy is 'never'; pull it ` +
+            `first (\`wfe-containerd -n ${client.namespace} images pull ${ref}\`) or use pull ` +
+            "'if-not-present'",
+          cause: err,
+        });
+      }
+      missing = true;
     }
   }
+  const registry = options.registry instanceof RegistryClient ? options.registry : undefined;
   try {
-    return await resolveImage(client, ref, { platform, signal });
+    await pull(client, ref, {
+      ...(registry ? {} : options.registry as RegistryClientOptions | undefined),
+      registry,
+      platform,
+      snapshotter: options.snapshotter,
+      onProgress: options.onProgress,
+      signal,
+    });
   } catch (err) {
-    if (policy !== "never" || !isNotFound(err) || !/not found in namespace/.test(String(err))) {
-      throw err;
-    }
-    throw new ContainerdError({
-      code: GrpcCode.NOT_FOUND,
-      method: "ensureImage",
-      details: `image '${ref}' is not in namespace '${client.namespace}' (tried ` +
-        `${imageNameCandidates(ref).join(", ")}) and the pull policy is 'never'; pull it ` +
-        `first (\`wfe-containerd -n ${client.namespace} images pull ${ref}\`) or use pull ` +
-        "'if-not-present'",
+    if (!missing || !(err instanceof RegistryError)) throw err;
+    throw new RegistryError({
+      registry: err.registry,
+      repository: err.repository,
+      status: err.status,
+      code: err.code,
+      details: `image '${ref}' is not in namespace '${client.namespace}' and pulling it ` +
+        `failed: ${err.details}`,
       cause: err,
     });
   }
+  return await resolveImage(client, ref, { platform, signal });
 }

@@ -7,7 +7,7 @@
  */
 
 import { concat } from "../_util/bytes.ts";
-import { OutputParser } from "../step/outputs.ts";
+import type { OutputParser } from "../step/outputs.ts";
 
 /** A line without a line break is delivered in pieces of this many characters. */
 const MAX_LINE = 1024 * 1024;

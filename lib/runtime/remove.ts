@@ -79,8 +79,11 @@ export async function removeContainer(
     container = (await client.containers.get({ id: containerId })).container;
   });
   const record = container as Container | null;
-  const { tasks } = await client.tasks.list({ filter: "" }).catch(() => ({ tasks: [] }));
-  const task = tasks.find((t) => t.id === containerId);
+  // Tasks.Get needs the container record; without it, only Tasks.List shows the task.
+  const task = record
+    ? await client.tasks.get({ containerId }).then((r) => r.process ?? undefined, () => undefined)
+    : (await client.tasks.list({ filter: "" }).catch(() => ({ tasks: [] }))).tasks
+      .find((t) => t.id === containerId);
   let placeholder = false;
   if (task && !record) {
     // Tasks.Kill and Tasks.Delete look the container record up first.
@@ -100,9 +103,14 @@ export async function removeContainer(
     if (running) {
       const label = record?.labels[LABELS.stopSignal];
       const stopSignal = options.stopSignal ?? (label ? Number(label) : 15);
+      // A created task never ran the command: SIGKILL at once (deleting it unkilled takes seconds).
+      const created = task.status === TaskStatus.CREATED;
       const wait = client.tasks.wait({ containerId });
       wait.catch(() => {});
-      await attempt("stop task", () => stopTask(client, containerId, wait, stopSignal, grace));
+      await attempt(
+        "stop task",
+        () => stopTask(client, containerId, wait, created ? 9 : stopSignal, created ? 0 : grace),
+      );
     }
     if (
       await attempt("delete task", async () => {
