@@ -59,6 +59,7 @@ export {
   type ReadImageFilesOptions,
   readImagePasswdGroup,
 } from "./lib/image/files.ts";
+export { imageUserFiles, USER_FILES_LABEL, type UserFilesImage } from "./lib/image/user_files.ts";
 export {
   imageExists,
   type ResolvedImage,

@@ -172,10 +172,7 @@ async function scanLayers(
         }
       }
     } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      if (err instanceof ContainerdError) throw err;
-      const message = err instanceof Error ? err.message : String(err);
-      throw new Error(`Cannot read layer ${layer.name}: ${message}`, { cause: err });
+      throw layerError(layer, err, signal);
     }
   }
   return watches;
@@ -237,6 +234,14 @@ function resolveInWatches(
     }
   }
   return { found: true, path: cur };
+}
+
+/** The error to throw for a failure while reading a layer: the abort reason, or one naming it. */
+export function layerError(layer: LayerSource, err: unknown, signal?: AbortSignal): unknown {
+  if (signal?.aborted) return signal.reason;
+  if (err instanceof ContainerdError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new Error(`Cannot read layer ${layer.name}: ${message}`, { cause: err });
 }
 
 /** The error for a file above the size cap. */

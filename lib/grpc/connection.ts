@@ -11,7 +11,7 @@ import { readEnv } from "../_util/env.ts";
 import { isIdentifier } from "../_util/identifiers.ts";
 import { type ContainerdAddress, defaultAddress, parseAddress } from "./address.ts";
 import { ContainerdError, GrpcCode } from "./errors.ts";
-import { type CallOptions, loadRpcRuntime, makeServiceClient } from "./rpc.ts";
+import { type CallOptions, makeServiceClient } from "./rpc.ts";
 import {
   type ContainerdServices,
   type ContainersClient,
@@ -184,7 +184,7 @@ export class ContainerdClient implements ContainerdServices, AsyncDisposable {
     validateNamespace(namespace);
     options.signal?.throwIfAborted();
     const deadline = Date.now() + timeoutMs;
-    await Promise.all([preflight(parsed, address, timeoutMs), loadGrpc(), loadRpcRuntime()]);
+    await Promise.all([preflight(parsed, address, timeoutMs), loadGrpc()]);
     const channel = new grpc.Client(parsed.target, await credentials(parsed, options.tls), {
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,

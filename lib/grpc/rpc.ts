@@ -6,7 +6,7 @@
  */
 
 import type * as grpc from "@grpc/grpc-js";
-import type protobufTypes from "protobufjs";
+import protobuf from "protobufjs";
 import { toContainerdError } from "./errors.ts";
 import { descriptor } from "../../proto/gen/descriptor.ts";
 
@@ -47,27 +47,19 @@ export interface BidiStream<Req, Res> extends AsyncIterable<Res> {
   cancel(): void;
 }
 
-const DECODE_OPTIONS: protobufTypes.IConversionOptions = {
+const DECODE_OPTIONS: protobuf.IConversionOptions = {
   longs: Number,
   defaults: true,
   arrays: true,
   objects: true,
 };
 
-let sharedRoot: protobufTypes.Root | undefined;
-let protobuf: typeof protobufTypes | undefined;
-let protobufLoading: Promise<void> | undefined;
-
-/** Loads protobufjs (on the first connect, not at import time). */
-export function loadRpcRuntime(): Promise<void> {
-  return protobufLoading ??= import("protobufjs").then((m) => void (protobuf = m.default));
-}
+let sharedRoot: protobuf.Root | undefined;
 
 /** The protobufjs root built once from the generated descriptor. */
-export function protoRoot(): protobufTypes.Root {
+export function protoRoot(): protobuf.Root {
   if (!sharedRoot) {
-    if (!protobuf) throw new Error("protobufjs is not loaded: call loadRpcRuntime() first");
-    sharedRoot = protobuf.Root.fromJSON(descriptor as protobufTypes.INamespace);
+    sharedRoot = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
     sharedRoot.resolveAll();
   }
   return sharedRoot;

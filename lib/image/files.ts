@@ -18,6 +18,7 @@ import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import { LruCache } from "../_util/cache.ts";
 import { normalizePath } from "../archive/_paths.ts";
+import { readFilesTopDown } from "../archive/top_down.ts";
 import {
   DEFAULT_MAX_FILE_BYTES,
   type LayerSource,
@@ -213,7 +214,9 @@ export async function readImageFiles(
     stats.cacheMisses += missing.length;
     const provider = "readBlob" in client ? client : contentStoreProvider(client);
     const layers = image.layers.map((l) => contentLayer(provider, l, imageName, signal));
-    const read = await readLayeredFiles(layers, missing, { signal, maxFileBytes, imageName });
+    // From the top layer down, stopping once decided; the full reader when links are involved.
+    const read = await readFilesTopDown(layers, missing, { signal, maxFileBytes }) ??
+      await readLayeredFiles(layers, missing, { signal, maxFileBytes, imageName });
     for (const [path, value] of read) {
       cache.set(`${image.manifestDigest}\0${normalizePath(path)}`, value);
       results.set(path, value?.slice());

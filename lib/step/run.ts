@@ -6,7 +6,7 @@
  */
 
 import { type ContainerdClient, withClient } from "../grpc/connection.ts";
-import { readImagePasswdGroup } from "../image/files.ts";
+import { imageUserFiles } from "../image/user_files.ts";
 import { ensureImage } from "../image/policy.ts";
 import { defaultSeccompProfile, kernelAtLeast } from "../oci/seccomp.ts";
 import type { ResolvedImage } from "../image/resolve.ts";
@@ -177,7 +177,7 @@ export async function stepSpec(
   const imageConfig = image.config.config;
   const userText = step.user ?? (imageConfig?.User || DEFAULT_USER);
   const userSpec = parseUserSpec(userText, step.user !== undefined ? "user" : "image User");
-  const files = needsImageFiles(userSpec) ? await readImagePasswdGroup(client, image) : {};
+  const files = needsImageFiles(userSpec) ? await imageUserFiles(client, image) : {};
   const user = resolveUser(userSpec, files, image.name);
   return buildStepSpec(step, imageConfig, user, client.namespace, containerId);
 }
