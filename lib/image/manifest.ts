@@ -45,6 +45,29 @@ const cache = new LruCache<string, CachedConfig>({
 });
 const counters = { hits: 0, misses: 0 };
 
+/**
+ * Whole resolutions of content-store images by target descriptor and platform, for
+ * `resolveImage`: a digest names its content (the index and every manifest below it), so an
+ * unchanged image resolves again without reading anything. Emptied by clearImageCache.
+ */
+const resolutions: LruCache<string, ResolvedManifest> = new LruCache({
+  maxEntries: 256,
+  maxBytes: 256,
+  sizeOf: () => 1,
+});
+
+/** A remembered resolution (counted as a cache hit), for `resolveImage`. */
+export function recallResolution(key: string): ResolvedManifest | undefined {
+  const hit = resolutions.get(key)?.value;
+  if (hit) counters.hits++;
+  return hit;
+}
+
+/** Remembers a resolution, for `resolveImage`. */
+export function rememberResolution(key: string, resolved: ResolvedManifest): void {
+  resolutions.set(key, resolved);
+}
+
 /** What {@linkcode imageCacheStats} reports. */
 export interface ImageCacheStats {
   /** Resolutions that found the config in the cache. */
@@ -89,6 +112,7 @@ export function imageCacheStats(): ImageCacheStats {
  */
 export function clearImageCache(): void {
   cache.clear();
+  resolutions.clear();
   counters.hits = 0;
   counters.misses = 0;
 }

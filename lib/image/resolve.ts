@@ -8,7 +8,12 @@
 
 import type { ContainerdClient } from "../grpc/connection.ts";
 import { ContainerdError, GrpcCode, isNotFound } from "../grpc/errors.ts";
-import { type ResolvedManifest, resolveManifest } from "./manifest.ts";
+import {
+  recallResolution,
+  rememberResolution,
+  type ResolvedManifest,
+  resolveManifest,
+} from "./manifest.ts";
 import { contentStoreProvider } from "./provider.ts";
 import { parsePlatform } from "../oci/platform.ts";
 import { imageNameCandidates } from "../oci/reference.ts";
@@ -96,9 +101,9 @@ export async function imageExists(
  * list is narrowed to the best manifest for the platform (nested indexes are
  * followed), the manifest and config are read (at most
  * 8 MiB each, digests verified) and validated, and
- * the chain ID of the layers is computed. Configs and their chain IDs are
- * memoized by config digest, so resolving the same image again reads only
- * the image record and the manifest.
+ * the chain ID of the layers is computed. Whole resolutions are memoized by
+ * target descriptor and platform (a digest names its content), so resolving
+ * an unchanged image again reads only the image record (one Images.Get).
  *
  * A target that is a manifest (no index) must be runnable on the platform
  * too: its config's platform is checked.
@@ -142,12 +147,17 @@ export async function resolveImage(
   try {
     const target = image.target;
     if (!target || !target.digest) throw new TypeError("the image record has no target");
-    const resolved = await resolveManifest(contentStoreProvider(client), target, {
-      platform,
-      name,
-      signal,
-    });
-    return { name, ...resolved };
+    const key = [target.digest, target.size, target.mediaType, options.platform ?? ""].join("\0");
+    let resolved = recallResolution(key);
+    if (!resolved) {
+      resolved = await resolveManifest(contentStoreProvider(client), target, {
+        platform,
+        name,
+        signal,
+      });
+      rememberResolution(key, resolved);
+    }
+    return { name, ...resolved, layers: [...resolved.layers], diffIds: [...resolved.diffIds] };
   } catch (err) {
     if (err instanceof TypeError || err instanceof SyntaxError || err instanceof RangeError) {
       const Ctor = err.constructor as new (message: string, options?: ErrorOptions) => Error;

@@ -15,7 +15,7 @@ import { type Capture, type CaptureOptions, createCapture } from "./capture.ts";
 import { daemonUuid } from "./owner.ts";
 import { removeContainer } from "./remove.ts";
 import { leaseIdOf, runtimeOptions } from "./task.ts";
-import type { RuncOptions } from "../../proto/gen/types.ts";
+import type { Container, RuncOptions } from "../../proto/gen/types.ts";
 
 /** What {@linkcode createContainerTask} needs. */
 export interface ContainerTaskRequest {
@@ -53,12 +53,14 @@ export interface CreatedTask {
   capture: Capture;
   /** Tasks.Wait, registered right after Tasks.Create (before Start). */
   wait: Promise<{ exitStatus: number }>;
+  /** The container record as containerd stored it. */
+  record: Container;
 }
 
 /**
  * Creates, in order: an expiring lease, the capture files, the snapshot
- * (parent = the image's chain ID), the container record (labelled as ours)
- * and the task; then registers Wait. On failure removes whatever was created.
+ * (parent = the image's chain ID) together with the container record
+ * (labelled as ours), and the task; then registers Wait. On failure removes whatever was created.
  */
 export async function createContainerTask(
   client: ContainerdClient,
@@ -83,15 +85,36 @@ export async function createContainerTask(
       ...req.capture,
       owner: { daemon: await daemonUuid(client), namespace: client.namespace },
     });
-    let mounts;
-    try {
-      ({ mounts } = await leased.snapshots.prepare({
+    // The snapshot and the container record do not depend on each other: both at once.
+    const dir = capture.dir;
+    const [prepared, created] = await Promise.allSettled([
+      leased.snapshots.prepare({
         snapshotter,
         key: containerId,
         parent: req.chainId,
         labels: { [LABELS.managedBy]: MANAGED_BY },
-      }));
-    } catch (err) {
+      }),
+      leased.containers.create({
+        container: {
+          id: containerId,
+          image: req.imageName,
+          labels: {
+            ...req.labels,
+            [LABELS.managedBy]: MANAGED_BY,
+            [LABELS.kind]: req.kind,
+            [LABELS.name]: req.name,
+            [LABELS.createdAt]: new Date().toISOString(),
+            [LABELS.ioDir]: dir,
+          },
+          runtime: { name: req.runtime, options: runtimeOptions(req.runcOptions) },
+          spec: specToAny(req.spec),
+          snapshotter,
+          snapshotKey: containerId,
+        },
+      }),
+    ]);
+    if (prepared.status === "rejected") {
+      const err = prepared.reason;
       if (!isNotFound(err)) throw err;
       throw new ContainerdError({
         code: GrpcCode.NOT_FOUND,
@@ -102,24 +125,9 @@ export async function createContainerTask(
         cause: err,
       });
     }
-    await leased.containers.create({
-      container: {
-        id: containerId,
-        image: req.imageName,
-        labels: {
-          ...req.labels,
-          [LABELS.managedBy]: MANAGED_BY,
-          [LABELS.kind]: req.kind,
-          [LABELS.name]: req.name,
-          [LABELS.createdAt]: new Date().toISOString(),
-          [LABELS.ioDir]: capture.dir,
-        },
-        runtime: { name: req.runtime, options: runtimeOptions(req.runcOptions) },
-        spec: specToAny(req.spec),
-        snapshotter,
-        snapshotKey: containerId,
-      },
-    });
+    if (created.status === "rejected") throw created.reason;
+    const { mounts } = prepared.value;
+    const record = created.value.container!;
     await leased.tasks.create({
       containerId,
       rootfs: mounts,
@@ -128,7 +136,7 @@ export async function createContainerTask(
     });
     const wait = client.tasks.wait({ containerId });
     wait.catch(() => {});
-    return { containerId, capture, wait };
+    return { containerId, capture, wait, record };
   } catch (err) {
     if (!owned) throw err;
     await removeContainer(client, containerId, {

@@ -11,7 +11,7 @@ import { LABELS, MANAGED_BY } from "../labels.ts";
 import { type OciSpec, specToAny } from "../oci/spec.ts";
 import { ioBaseDir, isCaptureDirOf } from "./capture.ts";
 import { DEFAULT_RUNTIME, defaultSnapshotter, leaseIdOf, stopTask } from "./task.ts";
-import { type Container, TaskStatus } from "../../proto/gen/types.ts";
+import { type Container, type Process, TaskStatus } from "../../proto/gen/types.ts";
 
 /** Options of {@linkcode removeContainer}. */
 export interface RemoveContainerOptions {
@@ -33,6 +33,11 @@ export interface RemoveContainerOptions {
   snapshotter?: string;
   /** Cancels waiting for the task (the removal itself still runs). */
   signal?: AbortSignal;
+  /**
+   * The container record and its task's state, when the caller knows them
+   * (e.g. it created them and saw the task exit): the lookups are skipped.
+   */
+  known?: { record: Container; task?: Pick<Process, "status" | "stdout"> };
 }
 
 /** What {@linkcode removeContainer} found and removed. */
@@ -74,13 +79,17 @@ export async function removeContainer(
     }
   };
 
-  let container: Container | null = null;
-  await attempt("get container", async () => {
-    container = (await client.containers.get({ id: containerId })).container;
-  });
+  let container: Container | null = options.known?.record ?? null;
+  if (!options.known) {
+    await attempt("get container", async () => {
+      container = (await client.containers.get({ id: containerId })).container;
+    });
+  }
   const record = container as Container | null;
   // Tasks.Get needs the container record; without it, only Tasks.List shows the task.
-  const task = record
+  const task = options.known
+    ? options.known.task
+    : record
     ? await client.tasks.get({ containerId }).then((r) => r.process ?? undefined, () => undefined)
     : (await client.tasks.list({ filter: "" }).catch(() => ({ tasks: [] }))).tasks
       .find((t) => t.id === containerId);
@@ -120,38 +129,35 @@ export async function removeContainer(
     ) out.removed.push("task");
   }
   if (options.afterTaskDelete) await attempt("read output", options.afterTaskDelete);
-  if (record || placeholder) {
-    if (await attempt("delete container", () => client.containers.delete({ id: containerId }))) {
-      if (record) out.removed.push("container");
-    }
-  }
   // Without the record, the snapshotter is the one given or the namespace's default.
   const snapshotter = record?.snapshotter || options.snapshotter ||
     await defaultSnapshotter(client).catch(() => undefined);
   const key = record?.snapshotKey || containerId;
-  if (snapshotter) {
-    if (await attempt("remove snapshot", () => client.snapshots.remove({ snapshotter, key }))) {
-      out.removed.push("snapshot");
-    }
-  }
-  if (await attempt("delete lease", () => client.leases.delete({ id: leaseIdOf(containerId) }))) {
-    out.removed.push("lease");
-  }
   // Without the record, the task's stdout path names the capture dir.
   const fromTask = task?.stdout.endsWith("/stdout") ? task.stdout.slice(0, -"/stdout".length) : "";
   const dir = record?.labels[LABELS.ioDir] || options.captureDir || fromTask ||
     `${ioBaseDir()}/wfe-io-${containerId}`;
-  if (dir && isCaptureDirOf(dir, containerId)) {
-    let existed = true;
-    await attempt("remove capture dir", async () => {
+  let dirExisted = true;
+  // Nothing below depends on another part: removed at once, reported in a fixed order.
+  const [containerGone, snapshot, lease, captureDir] = await Promise.all([
+    (record || placeholder) &&
+    attempt("delete container", () => client.containers.delete({ id: containerId })),
+    !!snapshotter &&
+    attempt("remove snapshot", () => client.snapshots.remove({ snapshotter, key })),
+    attempt("delete lease", () => client.leases.delete({ id: leaseIdOf(containerId) })),
+    !!dir && isCaptureDirOf(dir, containerId) &&
+    attempt("remove capture dir", async () => {
       try {
         await Deno.remove(dir, { recursive: true });
       } catch (err) {
-        if (err instanceof Deno.errors.NotFound) existed = false;
+        if (err instanceof Deno.errors.NotFound) dirExisted = false;
         else throw err;
       }
-    });
-    if (existed) out.removed.push("capture dir");
-  }
+    }),
+  ]);
+  if (containerGone && record) out.removed.push("container");
+  if (snapshot) out.removed.push("snapshot");
+  if (lease) out.removed.push("lease");
+  if (captureDir && dirExisted) out.removed.push("capture dir");
   return out;
 }

@@ -41,15 +41,25 @@ export function newContainerId(name: string | undefined): string {
   return `wfe-${slug}-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
 }
 
-/** The namespace's default snapshotter (label), else `overlayfs`. */
+/** Default snapshotters looked up in the last few seconds, by client and namespace. */
+const snapshotterMemo = new WeakMap<object, Map<string, { name: string; at: number }>>();
+const SNAPSHOTTER_MEMO_MS = 5000;
+
+/** The namespace's default snapshotter (label), else `overlayfs`; remembered for 5 s. */
 export async function defaultSnapshotter(client: ContainerdClient): Promise<string> {
+  let byNamespace = snapshotterMemo.get(client.address);
+  if (!byNamespace) snapshotterMemo.set(client.address, byNamespace = new Map());
+  const known = byNamespace.get(client.namespace);
+  if (known && performance.now() - known.at < SNAPSHOTTER_MEMO_MS) return known.name;
+  let name = "overlayfs";
   try {
     const { namespace } = await client.namespaces.get({ name: client.namespace });
-    return namespace?.labels[DEFAULT_SNAPSHOTTER_LABEL] || "overlayfs";
+    name = namespace?.labels[DEFAULT_SNAPSHOTTER_LABEL] || "overlayfs";
   } catch (err) {
-    if (isNotFound(err)) return "overlayfs";
-    throw err;
+    if (!isNotFound(err)) throw err;
   }
+  byNamespace.set(client.namespace, { name, at: performance.now() });
+  return name;
 }
 
 /** Encodes runc options as the Any a container's runtime record carries. */

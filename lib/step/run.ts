@@ -30,6 +30,7 @@ import {
 import type { CapturedOutput } from "../runtime/capture.ts";
 import { createContainerTask } from "../runtime/container.ts";
 import { removeContainer } from "../runtime/remove.ts";
+import { TaskStatus } from "../../proto/gen/types.ts";
 import { defaultSnapshotter, newContainerId } from "../runtime/task.ts";
 import { DEFAULT_USER, needsImageFiles, parseUserSpec, resolveUser } from "../runtime/user.ts";
 import { type StepConfig, type ValidatedStep, validateStepConfig } from "./config.ts";
@@ -259,7 +260,7 @@ async function runOn(
   const snapshotter = step.snapshotter ?? await defaultSnapshotter(client);
   signal?.throwIfAborted();
 
-  const { capture, wait } = await createContainerTask(client, {
+  const { capture, wait, record } = await createContainerTask(client, {
     containerId,
     kind: "step",
     name: step.stepName ?? "",
@@ -303,6 +304,10 @@ async function runOn(
   const removal = await removeContainer(client, containerId, {
     gracePeriodMs: grace,
     snapshotter,
+    // The task exited on its own: no lookups needed before Tasks.Delete.
+    known: ending.reason === "exit"
+      ? { record, task: { status: TaskStatus.STOPPED, stdout: capture.stdoutPath } }
+      : undefined,
     afterTaskDelete: async () => {
       await capture.stopTailing();
       output = await capture.read();
