@@ -15,7 +15,21 @@
  */
 
 import { connect, runStep } from "../api.ts";
+import type { ContainerdClient } from "../lib/grpc/connection.ts";
+import type { StepConfig } from "../lib/step/config.ts";
 import { type HarnessInfo, startHarness } from "../tests/harness.ts";
+import {
+  benchStep,
+  coldUserSteps,
+  forgetUserFiles,
+  manyCtr,
+  manySteps,
+  pruneLeftovers,
+  runningTasks,
+  SHIM_GROUP_LABEL,
+  userImage,
+} from "./_e2e_load.ts";
+import { childStep, cliRun, ctrRun, lag, type Row, type Sample, timed } from "./_e2e_measure.ts";
 import { flag, median } from "./_util.ts";
 
 const runs = flag("runs", 10);
@@ -27,176 +41,53 @@ const only = (() => {
 const ROOT = new URL("..", import.meta.url).pathname;
 const GIB = flag("size-mib", 1024) * 1024 * 1024;
 
-/** One measurement: wall time and, when known, peak RSS. */
-interface Sample {
-  ms: number;
-  rssKiB?: number;
-}
-
-/** A row: our way and ctr's way of doing the same thing. */
-interface Row {
-  name: string;
-  what: string;
-  runs: number;
-  ours: () => Promise<Sample>;
-  ctr: () => Promise<Sample>;
-}
-
-/** Runs a process with stdout drained, timing it; peak RSS via /usr/bin/time. */
-async function timed(cmd: string, args: string[]): Promise<Sample> {
-  const rssFile = await Deno.makeTempFile();
-  try {
+function rows(h: HarnessInfo, client: ContainerdClient): Row[] {
+  const timedStep = async (extra: Partial<StepConfig>) => {
     const t = performance.now();
-    const child = new Deno.Command("/usr/bin/time", {
-      args: ["-f", "%M", "-o", rssFile, cmd, ...args],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const drain = child.stdout.pipeTo(new WritableStream());
-    const errText = new Response(child.stderr).text();
-    const status = await child.status;
-    await drain;
-    const ms = performance.now() - t;
-    if (!status.success) {
-      throw new Error(`${cmd} ${args.join(" ")}: exit ${status.code}: ${await errText}`);
-    }
-    return { ms, rssKiB: Number((await Deno.readTextFile(rssFile)).trim().split("\n").pop()) };
-  } finally {
-    await Deno.remove(rssFile);
-  }
-}
-
-let ctrSeq = 0;
-/** `ctr run --rm` of a shell command, output drained. */
-function ctrRun(h: HarnessInfo, command: string[]): Promise<Sample> {
-  return timed("ctr", [
-    "--address",
-    h.address,
-    "--namespace",
-    h.namespace,
-    "run",
-    "--rm",
-    "--runc-root",
-    h.runcRoot,
-    "--snapshotter",
-    h.snapshotter,
-    h.images.oneLayer.name,
-    `bench-e2e-${Deno.pid}-${ctrSeq++}`,
-    ...command,
-  ]);
-}
-
-/** Our CLI: `deno run -A cli.ts run ...`, output drained. */
-function cliRun(h: HarnessInfo, command: string[]): Promise<Sample> {
-  return timed(Deno.execPath(), [
-    "run",
-    "-A",
-    "cli.ts",
-    "--address",
-    `unix://${h.address}`,
-    "--namespace",
-    h.namespace,
-    "run",
-    "--image",
-    h.images.oneLayer.name,
-    "--snapshotter",
-    h.snapshotter,
-    "--runc-root",
-    h.runcRoot,
-    "--",
-    ...command,
-  ]);
-}
-
-/** runStep in a child process (bench/_e2e_child.ts). */
-async function childStep(h: HarnessInfo, command: string, mode = ""): Promise<Sample> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/_e2e_child.ts", JSON.stringify(h), command, mode],
-    cwd: ROOT,
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`bench/_e2e_child.ts failed (exit ${out.code})`);
-  const r = JSON.parse(new TextDecoder().decode(out.stdout));
-  return { ms: r.ms, rssKiB: r.hwmKiB };
-}
-
-/** Line lag: a step prints the time (adjtimex) ~200 times; we note when each line arrives. */
-async function lag(h: HarnessInfo, ours: boolean): Promise<Sample> {
-  const script = "for i in $(seq 200); do adjtimex | grep tv_; usleep 5000; done";
-  const lags: number[] = [];
-  let sec = 0;
-  const onLine = (line: string) => {
-    const now = Date.now();
-    const m = /time\.tv_(sec|usec):\s+(\d+)/.exec(line);
-    if (!m) return;
-    if (m[1] === "sec") sec = Number(m[2]);
-    else lags.push(now - (sec * 1000 + Number(m[2]) / 1000));
-  };
-  if (ours) {
-    await using client = await connect(`unix://${h.address}`, { namespace: h.namespace });
-    await runStep({
-      image: h.images.oneLayer.name,
-      run: script,
-      snapshotter: h.snapshotter,
-      runcOptions: { root: h.runcRoot },
-    }, { client, onStdout: onLine });
-  } else {
-    const child = new Deno.Command("ctr", {
-      args: [
-        "--address",
-        h.address,
-        "--namespace",
-        h.namespace,
-        "run",
-        "--rm",
-        "--runc-root",
-        h.runcRoot,
-        "--snapshotter",
-        h.snapshotter,
-        h.images.oneLayer.name,
-        `bench-lag-${Deno.pid}-${ctrSeq++}`,
-        "/bin/sh",
-        "-c",
-        script,
-      ],
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    let rest = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const line of parts) onLine(line);
-    }
-    await child.status;
-  }
-  lags.sort((a, b) => a - b);
-  return { ms: lags[Math.floor(lags.length * 0.95)] }; // p95 lag in ms
-}
-
-function rows(h: HarnessInfo, client: Awaited<ReturnType<typeof connect>>): Row[] {
-  const step = (run: string) =>
-    runStep({
-      image: h.images.oneLayer.name,
-      run,
-      snapshotter: h.snapshotter,
-      runcOptions: { root: h.runcRoot },
-    }, { client });
-  const warm = async () => {
-    const t = performance.now();
-    await step("echo hi");
+    await runStep(benchStep(h, extra), { client });
     return { ms: performance.now() - t };
   };
   const yes = `yes | head -c ${GIB}`;
   const zeros = `head -c ${GIB} /dev/zero`;
+  let users = "";
+  const userFlags = (user: string) => ["--image", users, "--user", user];
   return [
     {
       name: "warm-step",
       what: "one `echo hi` step (runStep, shared client) vs `ctr run --rm`",
       runs,
-      ours: warm,
+      ours: () => timedStep({ run: "echo hi" }),
       ctr: () => ctrRun(h, ["/bin/sh", "-c", "echo hi"]),
+    },
+    {
+      name: "warm-100-running",
+      what: "the warm step with 100 other tasks running on the daemon vs `ctr run --rm`",
+      runs,
+      setup: () => runningTasks(h, 100),
+      ours: () => timedStep({ run: "echo hi" }),
+      ctr: () => ctrRun(h, ["/bin/sh", "-c", "echo hi"]),
+    },
+    {
+      name: "conc4-100",
+      what: "100 `echo hi` steps, 4 at a time (runStep, one client) vs 100 `ctr run --rm`",
+      runs: bigRuns,
+      ours: async () => ({ ms: await manySteps(h, client, 100, 4) }),
+      ctr: async () => ({ ms: await manyCtr(h, 100, 4) }),
+    },
+    {
+      name: "conc4-100-grouped",
+      what: `as conc4-100, our steps labelled ${SHIM_GROUP_LABEL} (one shim per group)`,
+      runs: bigRuns,
+      ours: async () => ({ ms: await manySteps(h, client, 100, 4, { [SHIM_GROUP_LABEL]: "b" }) }),
+      ctr: async () => ({ ms: await manyCtr(h, 100, 4) }),
+    },
+    {
+      name: "prune-200",
+      what: "prune() of 200 running steps a killed client left, grace period 0 (baseline: " +
+        "the same with a 500 ms grace period; `sleep` as PID 1 ignores SIGTERM)",
+      runs: 1,
+      ours: async () => ({ ms: await pruneLeftovers(h, client, 200, 0) }),
+      ctr: async () => ({ ms: await pruneLeftovers(h, client, 200, 500) }),
     },
     {
       name: "out-yes",
@@ -241,6 +132,44 @@ function rows(h: HarnessInfo, client: Awaited<ReturnType<typeof connect>>): Row[
       ctr: () => timed("ctr", ["--version"]),
     },
     {
+      name: "user-name",
+      what: "cold CLI `run --user tester -- true` vs `--user 1000:1000`, 80 MiB base layer " +
+        "with /etc last (the lookup is recorded on the image after its first run)",
+      runs,
+      setup: async () => {
+        users ||= await userImage(h);
+        return async () => {};
+      },
+      ours: () => cliRun(h, ["true"], userFlags("tester")),
+      ctr: () => cliRun(h, ["true"], userFlags("1000:1000")),
+    },
+    {
+      name: "user-first",
+      what: "as user-name, the recorded lookup dropped before each run (layers read top down)",
+      runs: Math.min(runs, 5),
+      setup: async () => {
+        users ||= await userImage(h);
+        return async () => {};
+      },
+      ours: async () => {
+        await forgetUserFiles(client, users);
+        return await cliRun(h, ["true"], userFlags("tester"));
+      },
+      ctr: () => cliRun(h, ["true"], userFlags("1000:1000")),
+    },
+    {
+      name: "user-8-cold",
+      what: "8 concurrent steps as `tester` in a new process, lookup not recorded yet, vs one " +
+        "warm step as `tester`",
+      runs: Math.min(runs, 5),
+      setup: async () => {
+        users ||= await userImage(h);
+        return async () => {};
+      },
+      ours: async () => ({ ms: await coldUserSteps(h, client, users, 8) }),
+      ctr: () => timedStep({ image: users, user: "tester", run: "id -u" }),
+    },
+    {
       name: "lag-p95",
       what: "p95 delay of a line (onStdout vs ctr's pipe), ms; time column = lag",
       runs: Math.min(runs, 3),
@@ -276,6 +205,7 @@ try {
     if (only && !only.includes(row.name)) continue;
     const ours: Sample[] = [];
     const theirs: Sample[] = [];
+    const cleanup = await row.setup?.();
     for (let i = 0; i < row.runs; i++) {
       // Alternate which goes first.
       if (i % 2 === 0) {
@@ -286,6 +216,7 @@ try {
         ours.push(await row.ours());
       }
     }
+    await cleanup?.();
     const o = ours.map((s) => s.ms);
     const c = theirs.map((s) => s.ms);
     const line = `| ${row.name} | ${row.runs} | ${fmt(median(o))} ms (${spread(o)}) | ${

@@ -12,8 +12,14 @@ import type { ContainerdClient } from "./grpc/connection.ts";
 import { isNotFound, isUnimplemented } from "./grpc/errors.ts";
 import { LABELS, MANAGED_BY } from "./labels.ts";
 import type { PruneReport } from "./prune.ts";
-import { leaseIdOf } from "./runtime/task.ts";
-import type { Process, SnapshotsInfo, Timestamp } from "../proto/gen/types.ts";
+import { killQuietly, leaseIdOf } from "./runtime/task.ts";
+import { pooledMap } from "./_util/async.ts";
+import {
+  type Process,
+  type SnapshotsInfo,
+  TaskStatus,
+  type Timestamp,
+} from "../proto/gen/types.ts";
 
 const SNAPSHOTTER_PLUGIN = "io.containerd.snapshotter.v1";
 export const CONCURRENCY = 4;
@@ -177,4 +183,41 @@ export async function pruneCaptureDirs(
       }
     }
   }
+}
+
+/** How many containers prune removes at once. */
+export const REMOVE_CONCURRENCY = 8;
+
+/**
+ * Stops many running tasks together: the stop signal to all, ONE grace period shared by all
+ * (watched with Tasks.List), then SIGKILL to the processes of what still runs (at once without a
+ * grace period). Removing them one by one afterwards only waits for the exits. Never throws.
+ */
+export async function stopTogether(
+  client: ContainerdClient,
+  targets: { id: string; signal: number }[],
+  graceMs: number,
+): Promise<void> {
+  if (targets.length === 0) return;
+  if (graceMs <= 0) {
+    // No grace period: straight to SIGKILL (one runtime call per task instead of two).
+    await pooledMap(targets, 16, (t) => killQuietly(client, t.id, 9, true).catch(() => {}));
+    return;
+  }
+  await pooledMap(targets, 16, (t) => killQuietly(client, t.id, t.signal, false).catch(() => {}));
+  const live = async () => {
+    const { tasks } = await client.tasks.list({}).catch(() => ({ tasks: [] as Process[] }));
+    const running = new Set(
+      tasks.filter((t) => t.status !== TaskStatus.STOPPED && t.status !== TaskStatus.UNKNOWN)
+        .map((t) => t.id),
+    );
+    return targets.filter((t) => running.has(t.id));
+  };
+  const deadline = Date.now() + graceMs;
+  let left = await live();
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
+    left = await live();
+  }
+  await pooledMap(left, 16, (t) => killQuietly(client, t.id, 9, true).catch(() => {}));
 }

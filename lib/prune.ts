@@ -8,15 +8,17 @@
  */
 
 import {
-  CONCURRENCY,
   iso,
   modifiedMs,
   ourSnapshots,
   ownersInAllNamespaces,
   pruneCaptureDirs,
+  REMOVE_CONCURRENCY,
+  stopTogether,
   taskIsOurs,
   timestampMs,
 } from "./_prune_sweep.ts";
+import { TaskStatus } from "../proto/gen/types.ts";
 import { pooledMap } from "./_util/async.ts";
 import { daemonUuid } from "./runtime/owner.ts";
 import { errorMessage } from "./_util/errors.ts";
@@ -225,6 +227,7 @@ export async function prune(
   const { containers } = await client.containers.list({});
   const { tasks } = await client.tasks.list({});
   const taskById = new Map(tasks.map((t) => [t.id, t]));
+  const containerById = new Map(containers.map((c) => [c.id, c]));
   const existing = new Set(containers.map((c) => c.id));
   const removing: { item: PrunedContainer; captureDir?: string; snapshotter?: string }[] = [];
   for (const c of containers) {
@@ -283,11 +286,27 @@ export async function prune(
   }
   report.containers = removing.map((r) => r.item);
   if (!dryRun) {
-    await pooledMap(removing, CONCURRENCY, async ({ item, captureDir, snapshotter }) => {
+    // One shared grace period for all running tasks, rather than one per container in turn.
+    await stopTogether(
+      client,
+      removing.flatMap(({ item }) => {
+        const task = taskById.get(item.id);
+        if (!task || !existing.has(item.id) || task.status === TaskStatus.STOPPED) return [];
+        const label = containerById.get(item.id)?.labels[LABELS.stopSignal];
+        return [{ id: item.id, signal: label ? Number(label) : 15 }];
+      }),
+      grace,
+    );
+    await pooledMap(removing, REMOVE_CONCURRENCY, async ({ item, captureDir, snapshotter }) => {
+      const record = containerById.get(item.id);
+      const task = taskById.get(item.id);
       const removed = await removeContainer(client, item.id, {
         gracePeriodMs: grace,
         captureDir,
         snapshotter,
+        // Listed above, and stopped together: no lookups, no second round of signals.
+        known: record ? { record, task } : undefined,
+        killed: !!record,
       });
       item.removed = removed.removed;
       for (const err of removed.errors) report.errors.push(`container ${item.id}: ${err.message}`);

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { within } from "../_util/async.ts";
 import { errorMessage } from "../_util/errors.ts";
 import type { ContainerdClient } from "../grpc/connection.ts";
 import { isNotFound } from "../grpc/errors.ts";
@@ -38,6 +39,8 @@ export interface RemoveContainerOptions {
    * (e.g. it created them and saw the task exit): the lookups are skipped.
    */
   known?: { record: Container; task?: Pick<Process, "status" | "stdout"> };
+  /** The caller sent the task SIGKILL (prune stops many tasks together): just wait for it. */
+  killed?: boolean;
 }
 
 /** What {@linkcode removeContainer} found and removed. */
@@ -116,10 +119,22 @@ export async function removeContainer(
       const created = task.status === TaskStatus.CREATED;
       const wait = client.tasks.wait({ containerId });
       wait.catch(() => {});
-      await attempt(
-        "stop task",
-        () => stopTask(client, containerId, wait, created ? 9 : stopSignal, created ? 0 : grace),
-      );
+      await attempt("stop task", async () => {
+        if (!options.killed) {
+          await stopTask(
+            client,
+            containerId,
+            wait,
+            created ? 9 : stopSignal,
+            created ? 0 : grace,
+          );
+          return;
+        }
+        // SIGKILL was sent already: only wait for the exit.
+        if (!await within(wait, 30_000)) {
+          throw new Error(`${containerId} did not exit within 30 s of SIGKILL`);
+        }
+      });
     }
     if (
       await attempt("delete task", async () => {
