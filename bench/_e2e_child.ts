@@ -1,7 +1,8 @@
 /**
  * One runStep in its own process for bench/e2e.ts, so that its peak RSS is the client's alone.
  * argv: the harness facts (JSON), the shell command, and `lines` to pass an onStdout callback.
- * Prints `{"ms": <runStep wall time>, "hwmKiB": <peak RSS>, "stdoutBytes": <n>}`.
+ * `MAX_OUTPUT=<bytes>` sets maxOutputBytes. Prints `{"ms": <runStep wall time>, "hwmKiB": <peak
+ * RSS>, "stdoutBytes": <n>, "lines": <n>}`.
  *
  * @module
  */
@@ -19,6 +20,7 @@ const result = await runStep({
   run: command,
   snapshotter: h.snapshotter,
   runcOptions: { root: h.runcRoot },
+  maxOutputBytes: Deno.env.get("MAX_OUTPUT") ? Number(Deno.env.get("MAX_OUTPUT")) : undefined,
 }, { client, onStdout: mode === "lines" ? () => void lines++ : undefined });
 const ms = performance.now() - started;
 const hwm = /VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))![1];

@@ -40,9 +40,6 @@ export class FileCapture implements Capture {
   #wake: (() => void) | undefined;
   #watcher: Deno.FsWatcher | undefined;
   #error: { value: unknown } | undefined;
-  #buffer: Uint8Array = new Uint8Array(CHUNK_BYTES);
-  /** Read buffers no longer kept by a stream, reused instead of allocating (bounded). */
-  #spare: Uint8Array[] = [];
   /** The files created for the task, kept open: their identity, and whether they still exist. */
   #files: [Deno.FsFile, Deno.FsFile];
   #ids: [string, string];
@@ -65,15 +62,10 @@ export class FileCapture implements Capture {
     this.shared = shared;
     this.#pollIntervalMs = pollIntervalMs;
     const keep = (err: unknown) => void (this.#error ??= { value: err });
-    const recycle = (chunk: Uint8Array) => {
-      if (chunk.buffer.byteLength === CHUNK_BYTES && this.#spare.length < 4) {
-        this.#spare.push(new Uint8Array(chunk.buffer, chunk.byteOffset, CHUNK_BYTES));
-      }
-    };
     const parser = new OutputParser({ maxLineLength: Math.max(maxOutputBytes, MIN_OUTPUT_LINE) });
     this.#streams = [
-      new StreamState(maxOutputBytes, parser, options.onStdout, keep, recycle),
-      new StreamState(maxOutputBytes, undefined, options.onStderr, keep, recycle),
+      new StreamState(maxOutputBytes, parser, options.onStdout, keep),
+      new StreamState(maxOutputBytes, undefined, options.onStderr, keep),
     ];
   }
 
@@ -273,18 +265,11 @@ export class FileCapture implements Capture {
     await file.seek(stream.offset, Deno.SeekMode.Start);
     let got = 0;
     while (got < limit) {
-      const n = await file.read(this.#buffer);
+      // Straight into the stream's own buffer: no allocation, no copy.
+      const n = await file.read(stream.space());
       if (n === null || n === 0) break;
       got += n;
-      // A mostly full buffer is kept as it is; a small read is copied so it pins no more.
-      let chunk: Uint8Array;
-      if (n >= CHUNK_BYTES / 2) {
-        chunk = this.#buffer.subarray(0, n);
-        this.#buffer = this.#spare.pop() ?? new Uint8Array(CHUNK_BYTES);
-      } else {
-        chunk = this.#buffer.slice(0, n);
-      }
-      stream.consume(chunk);
+      stream.commit(n);
     }
     return got;
   }

@@ -6,7 +6,6 @@
  * @module
  */
 
-import { concat } from "../_util/bytes.ts";
 import type { OutputParser } from "../step/outputs.ts";
 
 /** A line without a line break is delivered in pieces of this many characters. */
@@ -30,19 +29,31 @@ export function utf8Boundary(bytes: Uint8Array, start: number): number {
   return i;
 }
 
-/** One stream of a capture. */
+/** The first size of a stream's buffer; it doubles as output arrives, up to its capacity. */
+const FIRST_BYTES = 64 * 1024;
+/** The least capacity, so that reads stay large even when little output is kept. */
+const MIN_CAPACITY = 256 * 1024;
+
+/**
+ * One stream of a capture. Its bytes are read straight into one buffer that
+ * grows (by doubling) to hold the last `max` bytes and then wraps around, so
+ * reading allocates nothing per read and the kept tail is decoded once, from
+ * one piece of memory, at the end.
+ */
 export class StreamState {
-  /** Bytes consumed so far (the file offset to read next). */
+  /** Bytes taken so far (the file offset to read next). */
   offset = 0;
   /** Deliver complete lines to `onLine` (set while tailing). */
   delivering = false;
   readonly #max: number;
+  readonly #capacity: number;
   readonly #parser: OutputParser | undefined;
   readonly #onLine: ((line: string) => void) | undefined;
   readonly #onError: (err: unknown) => void;
-  readonly #recycle: (chunk: Uint8Array) => void;
-  #chunks: Uint8Array[] = [];
-  #kept = 0;
+  #buffer = new Uint8Array(FIRST_BYTES);
+  /** Bytes held (before wrapping), or the write position (after). */
+  #at = 0;
+  #wrapped = false;
   #decoder = new TextDecoder();
   #line = "";
   #done: { text: StreamText; outputs: Record<string, string> } | undefined;
@@ -52,36 +63,45 @@ export class StreamState {
    * @param parser Parses output lines (stdout), or none.
    * @param onLine Receives complete lines while delivering.
    * @param onError Receives what `onLine` throws.
-   * @param recycle Receives each chunk that is no longer kept (to reuse its memory).
    */
   constructor(
     max: number,
     parser: OutputParser | undefined,
     onLine: ((line: string) => void) | undefined,
     onError: (err: unknown) => void,
-    recycle: (chunk: Uint8Array) => void = () => {},
   ) {
-    this.#recycle = recycle;
     this.#max = max;
+    this.#capacity = Math.max(max, MIN_CAPACITY);
+    this.#buffer = new Uint8Array(Math.min(FIRST_BYTES, this.#capacity));
     this.#parser = parser;
     this.#onLine = onLine;
     this.#onError = onError;
   }
 
-  /** Takes the next bytes; `chunk` is kept, so the caller must not reuse its memory. */
-  consume(chunk: Uint8Array): void {
-    if (chunk.length === 0 || this.#done) return;
-    this.offset += chunk.length;
+  /** Where the next read should land (never empty). */
+  space(): Uint8Array {
+    if (!this.#wrapped && this.#at === this.#buffer.length) {
+      if (this.#buffer.length < this.#capacity) {
+        const bigger = new Uint8Array(Math.min(this.#buffer.length * 2, this.#capacity));
+        bigger.set(this.#buffer);
+        this.#buffer = bigger;
+      } else {
+        this.#wrapped = true;
+        this.#at = 0;
+      }
+    }
+    return this.#buffer.subarray(this.#at);
+  }
+
+  /** Takes the `n` bytes just read into {@linkcode StreamState.space}. */
+  commit(n: number): void {
+    if (n <= 0 || this.#done) return;
+    const chunk = this.#buffer.subarray(this.#at, this.#at + n);
+    this.offset += n;
     this.#parser?.push(chunk);
     if (this.#onLine && this.delivering) this.#deliver(chunk);
-    if (this.#max === 0) return this.#recycle(chunk);
-    this.#chunks.push(chunk);
-    this.#kept += chunk.length;
-    while (this.#kept - this.#chunks[0].length >= this.#max) {
-      const dropped = this.#chunks.shift()!;
-      this.#kept -= dropped.length;
-      this.#recycle(dropped);
-    }
+    this.#at += n;
+    if (this.#wrapped && this.#at === this.#buffer.length) this.#at = 0;
   }
 
   /** Delivers a last line without a line break. */
@@ -95,21 +115,30 @@ export class StreamState {
   /** The end of the stream and the outputs found; the first call ends the stream. */
   finish(): { text: StreamText; outputs: Record<string, string> } {
     if (this.#done) return this.#done;
-    const chunks = this.#chunks;
-    const truncated = this.offset > this.#max;
-    if (truncated && chunks.length > 0) {
-      // Drop the bytes before the last `max`, then a split UTF-8 sequence.
-      const first = chunks[0].subarray(this.#kept - this.#max);
-      const joined = first.length >= 3 || chunks.length === 1
-        ? first
-        : concat([first, ...chunks.splice(1, 1)]);
-      chunks[0] = joined.subarray(utf8Boundary(joined, 0));
+    let held: Uint8Array;
+    if (this.#wrapped) {
+      // Oldest byte first, in place (a copy of at most half the buffer).
+      const buf = this.#buffer;
+      const at = this.#at;
+      if (at <= buf.length / 2) {
+        const head = buf.slice(0, at);
+        buf.copyWithin(0, at);
+        buf.set(head, buf.length - at);
+      } else {
+        const tail = buf.slice(at);
+        buf.copyWithin(buf.length - at, 0, at);
+        buf.set(tail, 0);
+      }
+      held = buf;
+    } else {
+      held = this.#buffer.subarray(0, this.#at);
     }
-    const decoder = new TextDecoder();
-    let text = "";
-    for (const chunk of chunks) text += decoder.decode(chunk, { stream: true });
-    text += decoder.decode();
-    this.#chunks = [];
+    const truncated = this.offset > this.#max;
+    let kept = held.subarray(Math.max(0, held.length - this.#max));
+    // A cut tail starts at a character, not inside a UTF-8 sequence.
+    if (truncated) kept = kept.subarray(utf8Boundary(kept, 0));
+    const text = new TextDecoder().decode(kept);
+    this.#buffer = new Uint8Array(0);
     this.#done = {
       text: { text, bytes: this.offset, truncated },
       outputs: this.#parser?.finish() ?? {},
