@@ -187,6 +187,8 @@ const rss = (s: Sample[]) => {
 };
 
 const h = await startHarness();
+// Ctrl-C: stop the private daemon (and what runs on it) before leaving.
+Deno.addSignalListener("SIGINT", () => void h.stop().finally(() => Deno.exit(130)));
 const lines: string[] = [];
 try {
   await using client = await connect(`unix://${h.address}`, { namespace: h.namespace });

@@ -20,9 +20,12 @@ import {
   table,
 } from "./common.ts";
 import { readAllContent } from "../lib/content/read.ts";
-import { imageExists, type ResolvedImage, resolveImage } from "../lib/image/resolve.ts";
+import type { ResolvedImage } from "../lib/image/resolve.ts";
 import { formatPlatform } from "../lib/oci/platform.ts";
 import { registerPullImport } from "./images_pull.ts";
+
+/** Loaded when a command runs, so that `--help` and other commands do not load it. */
+const resolver = () => import("../lib/image/resolve.ts");
 
 function shortDigest(digest: string): string {
   return digest.replace(/^sha256:/, "").slice(0, 12);
@@ -69,7 +72,9 @@ export function registerImages(program: Command<[], Record<string, unknown>>, cl
         let resolved: ResolvedImage | undefined;
         let problem: string | undefined;
         try {
-          resolved = await resolveImage(client, image.name, { platform: opts.platform });
+          resolved = await (await resolver()).resolveImage(client, image.name, {
+            platform: opts.platform,
+          });
         } catch (e) {
           problem = errorLine(e);
         }
@@ -129,7 +134,7 @@ export function registerImages(program: Command<[], Record<string, unknown>>, cl
       await using client = await cli.connect();
       for (const ref of refs) {
         try {
-          const name = await imageExists(client, ref);
+          const name = await (await resolver()).imageExists(client, ref);
           if (!name) throw new CliError(`no image ${ref} in namespace ${client.namespace}`);
           await client.images.delete({ name });
           out(`removed ${name}\n`);
@@ -158,7 +163,7 @@ export function registerImages(program: Command<[], Record<string, unknown>>, cl
     )
     .action(async (ref, opts) => {
       await using client = await cli.connect();
-      const image = await resolveImage(client, ref, { platform: opts.platform });
+      const image = await (await resolver()).resolveImage(client, ref, { platform: opts.platform });
       out(`${image.chainId}\n`);
     });
 
@@ -181,7 +186,7 @@ export function registerImages(program: Command<[], Record<string, unknown>>, cl
     )
     .action(async (ref, opts) => {
       await using client = await cli.connect();
-      const image = await resolveImage(client, ref, { platform: opts.platform });
+      const image = await (await resolver()).resolveImage(client, ref, { platform: opts.platform });
       const digest = opts.config ? image.configDigest : image.manifestDigest;
       const bytes = await readAllContent(client, digest);
       out(JSON.stringify(JSON.parse(new TextDecoder().decode(bytes)), null, 2) + "\n");

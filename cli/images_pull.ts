@@ -7,13 +7,17 @@
 
 import type { Command } from "@commander-js/extra-typings";
 import { concat } from "../lib/_util/bytes.ts";
-import { importImages } from "../lib/image/import.ts";
-import { pull } from "../lib/image/pull.ts";
 import type { StoredImage } from "../lib/image/store.ts";
 import type { RegistryCredentials } from "../lib/registry/auth.ts";
 import { parseReference } from "../lib/oci/reference.ts";
 import { type Cli, CliError, err, examples, formatBytes, out, PROGRAM } from "./common.ts";
 import { progressDisplay, progressMode } from "./progress.ts";
+
+/** Loaded when a command runs, so that `--help` and other commands do not load it. */
+const importer = () => import("../lib/image/import.ts");
+
+/** Loaded when a command runs, so that `--help` and other commands do not load it. */
+const puller = () => import("../lib/image/pull.ts");
 
 async function readStdin(): Promise<string> {
   const chunks: Uint8Array[] = [];
@@ -86,7 +90,7 @@ export function registerPullImport(
       const display = progressDisplay(progressMode(opts));
       const started = performance.now();
       try {
-        const image = await pull(client, ref, {
+        const image = await (await puller()).pull(client, ref, {
           platform: opts.platform,
           snapshotter: opts.snapshotter,
           plainHttp: opts.plainHttp ? [reference.registry] : undefined,
@@ -131,12 +135,16 @@ export function registerPullImport(
       const display = progressDisplay(progressMode(opts));
       const started = performance.now();
       try {
-        const result = await importImages(client, file === "-" ? Deno.stdin.readable : file, {
-          platform: opts.platform,
-          snapshotter: opts.snapshotter,
-          baseName: opts.baseName,
-          onProgress: (e) => display.onProgress(e),
-        });
+        const result = await (await importer()).importImages(
+          client,
+          file === "-" ? Deno.stdin.readable : file,
+          {
+            platform: opts.platform,
+            snapshotter: opts.snapshotter,
+            baseName: opts.baseName,
+            onProgress: (e) => display.onProgress(e),
+          },
+        );
         display.finish();
         for (const image of result.images) {
           if (!opts.quiet) err(summary("imported", image, performance.now() - started));

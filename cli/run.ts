@@ -28,7 +28,10 @@ import { newContainerId } from "../lib/runtime/task.ts";
 import { type StepConfig, validateStepConfig } from "../lib/step/config.ts";
 import { StepError, StepTimeoutError } from "../lib/step/errors.ts";
 import { parseVolume } from "../lib/step/volume.ts";
-import { ensureStepImage, runStep, type StepResult, stepSpec } from "../lib/step/run.ts";
+import type { StepResult } from "../lib/step/run.ts";
+
+/** Loaded when a command runs, so that `--help` and other commands do not load it. */
+const stepRunner = () => import("../lib/step/run.ts");
 
 /** The step flags of `run` and `spec`, as commander parses them. */
 export interface StepFlags {
@@ -325,7 +328,7 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
       let timedOut = false;
       try {
         const pulling = progressDisplay(flags.json ? "quiet" : "plain");
-        result = await runStep(config, {
+        result = await (await stepRunner()).runStep(config, {
           client,
           signal: interrupt.signal,
           registry: flags.plainHttp ? { plainHttp: true } : undefined,
@@ -385,10 +388,15 @@ export function registerSpec(program: Command<[], Record<string, unknown>>, cli:
         address: config.containerdAddr,
         namespace: config.namespace,
       });
-      const image = await ensureStepImage(client, step, {
+      const image = await (await stepRunner()).ensureStepImage(client, step, {
         registry: (opts as { plainHttp?: boolean }).plainHttp ? { plainHttp: true } : undefined,
       });
-      const result = await stepSpec(client, step, image, newContainerId(step.stepName));
+      const result = await (await stepRunner()).stepSpec(
+        client,
+        step,
+        image,
+        newContainerId(step.stepName),
+      );
       out(JSON.stringify(result, null, 2) + "\n");
     });
 }

@@ -26,9 +26,13 @@ import {
 } from "./common.ts";
 import { isNotFound } from "../lib/grpc/errors.ts";
 import { LABELS, MANAGED_BY } from "../lib/labels.ts";
-import { cleanupService, listServices, serviceLogs } from "../lib/service/manage.ts";
 import type { ReadinessCheck, ReadinessOptions } from "../lib/service/readiness.ts";
-import { runService } from "../lib/service/start.ts";
+
+/** Loaded when a command runs, so that `--help` and other commands do not load it. */
+const serviceManager = () => import("../lib/service/manage.ts");
+
+/** Loaded when a command runs, so that `--help` and other commands do not load it. */
+const serviceStarter = () => import("../lib/service/start.ts");
 
 const READY_FORMS = "tcp:PORT, http:PORT[/PATH], log:TEXT, log:/REGEX/, exec:COMMAND or none";
 
@@ -211,7 +215,7 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
       await using client = await cli.connect();
       const pulling = progressDisplay(opts.json ? "quiet" : "plain");
       const interrupt = interruptible("removing the half-started service");
-      const handle = await runService(undefined, name, opts.image, env, {
+      const handle = await (await serviceStarter()).runService(undefined, name, opts.image, env, {
         client,
         signal: interrupt.signal,
         name,
@@ -274,7 +278,7 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
           ) {
             throw new CliError(`${name} is not a service started by ${PROGRAM}`);
           }
-          const removed = await cleanupService(undefined, name, {
+          const removed = await (await serviceManager()).cleanupService(undefined, name, {
             client,
             gracePeriodMs: opts.gracePeriod,
           });
@@ -299,7 +303,7 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
     .addHelpText("after", examples(`${PROGRAM} service ls`, `${PROGRAM} -n ci service ls --json`))
     .action(async (opts) => {
       await using client = await cli.connect();
-      const services = await listServices(undefined, { client });
+      const services = await (await serviceManager()).listServices(undefined, { client });
       services.sort((a, b) => a.containerId.localeCompare(b.containerId));
       if (opts.json) {
         out(JSON.stringify(services, null, 2) + "\n");
@@ -339,7 +343,7 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
     )
     .action(async (name, opts) => {
       await using client = await cli.connect();
-      const logs = await serviceLogs(undefined, name, { client });
+      const logs = await (await serviceManager()).serviceLogs(undefined, name, { client });
       const tail = (text: string): string => {
         if (opts.tail === undefined || text === "") return text;
         const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n");

@@ -17,9 +17,12 @@ import {
   out,
   PROGRAM,
 } from "./common.ts";
-import { prune, type PruneReport } from "../lib/prune.ts";
+import type { PruneReport } from "../lib/prune.ts";
 import { ioBaseDir } from "../lib/runtime/capture.ts";
 import { defaultSnapshotter } from "../lib/runtime/task.ts";
+
+/** Loaded when a command runs, so that `--help` and other commands do not load it. */
+const pruner = () => import("../lib/prune.ts");
 
 /** The client's version, from deno.json. */
 export const CLIENT_VERSION: string = denoJson.version;
@@ -220,7 +223,7 @@ export function registerSystem(program: Command<[], Record<string, unknown>>, cl
     )
     .action(async (opts) => {
       await using client = await cli.connect();
-      const report = await prune(client, {
+      const report = await (await pruner()).prune(client, {
         olderThanMs: opts.olderThan,
         dryRun: opts.dryRun ?? false,
         includeServices: opts.services ?? false,
