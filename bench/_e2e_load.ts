@@ -10,6 +10,11 @@ import type { ContainerdClient } from "../lib/grpc/connection.ts";
 import { resolveImage } from "../lib/image/resolve.ts";
 import { USER_FILES_LABEL } from "../lib/image/user_files.ts";
 import { prune } from "../lib/prune.ts";
+import { createContainerTask } from "../lib/runtime/container.ts";
+import { removeContainer } from "../lib/runtime/remove.ts";
+import { newContainerId } from "../lib/runtime/task.ts";
+import { validateStepConfig } from "../lib/step/config.ts";
+import { stepSpec } from "../lib/step/run.ts";
 import { runStep } from "../lib/step/run.ts";
 import type { StepConfig } from "../lib/step/config.ts";
 import { ctr, type HarnessInfo } from "../tests/harness.ts";
@@ -231,4 +236,40 @@ export async function coldUserSteps(
   }).output();
   if (!out.success) throw new Error("the cold user steps failed");
   return Number(new TextDecoder().decode(out.stdout));
+}
+
+/**
+ * Creates a step's container and task as runStep does, starts it (`start`) and waits for its
+ * exit, or leaves it created and never started; returns how long removeContainer takes.
+ */
+export async function removalMs(
+  h: HarnessInfo,
+  client: ContainerdClient,
+  start: boolean,
+): Promise<number> {
+  const step = validateStepConfig(benchStep(h, { run: "true" }));
+  const image = await resolveImage(client, step.image);
+  const containerId = newContainerId("removal");
+  const { capture, wait } = await createContainerTask(client, {
+    containerId,
+    kind: "step",
+    name: "removal",
+    imageName: image.name,
+    chainId: image.chainId,
+    spec: await stepSpec(client, step, image, containerId),
+    snapshotter: h.snapshotter,
+    runtime: "io.containerd.runc.v2",
+    runcOptions: { root: h.runcRoot },
+    leaseExpireMs: 600_000,
+  });
+  if (start) {
+    await client.tasks.start({ containerId });
+    await wait;
+  }
+  const t = performance.now();
+  const removed = await removeContainer(client, containerId, { gracePeriodMs: 10_000 });
+  const ms = performance.now() - t;
+  await capture.remove();
+  if (removed.errors.length) throw removed.errors[0];
+  return ms;
 }

@@ -25,6 +25,7 @@ import {
   manyCtr,
   manySteps,
   pruneLeftovers,
+  removalMs,
   runningTasks,
   SHIM_GROUP_LABEL,
   userImage,
@@ -80,6 +81,14 @@ function rows(h: HarnessInfo, client: ContainerdClient): Row[] {
       runs: bigRuns,
       ours: async () => ({ ms: await manySteps(h, client, 100, 4, { [SHIM_GROUP_LABEL]: "b" }) }),
       ctr: async () => ({ ms: await manyCtr(h, 100, 4) }),
+    },
+    {
+      name: "remove-unstarted",
+      what: "removeContainer of a task created and never started (the abort / failed-start path) " +
+        "vs of a task that ran and exited (default 10 s grace period)",
+      runs,
+      ours: async () => ({ ms: await removalMs(h, client, false) }),
+      ctr: async () => ({ ms: await removalMs(h, client, true) }),
     },
     {
       name: "prune-200",
