@@ -10,6 +10,8 @@ import type { HarnessInfo } from "../tests/harness.ts";
 import { ctrRunArgs } from "./_e2e_load.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
+/** The runtime flags the README's install command and `deno task cli` give the CLI. */
+export const CLI_FLAGS = ["--v8-flags=--max-semi-space-size=2"];
 
 /** One measurement: wall time and, when known, peak RSS. */
 export interface Sample {
@@ -69,6 +71,7 @@ export function cliRun(h: HarnessInfo, command: string[], flags: string[] = []):
   return timed(Deno.execPath(), [
     "run",
     "-A",
+    ...CLI_FLAGS,
     "cli.ts",
     "--address",
     `unix://${h.address}`,

@@ -30,7 +30,16 @@ import {
   SHIM_GROUP_LABEL,
   userImage,
 } from "./_e2e_load.ts";
-import { childStep, cliRun, ctrRun, lag, type Row, type Sample, timed } from "./_e2e_measure.ts";
+import {
+  childStep,
+  CLI_FLAGS,
+  cliRun,
+  ctrRun,
+  lag,
+  type Row,
+  type Sample,
+  timed,
+} from "./_e2e_measure.ts";
 import { flag, median } from "./_util.ts";
 
 const runs = flag("runs", 10);
@@ -137,7 +146,7 @@ function rows(h: HarnessInfo, client: ContainerdClient): Row[] {
       name: "version",
       what: "CLI `--version` vs `ctr --version`",
       runs,
-      ours: () => timed(Deno.execPath(), ["run", "-A", "cli.ts", "--version"]),
+      ours: () => timed(Deno.execPath(), ["run", "-A", ...CLI_FLAGS, "cli.ts", "--version"]),
       ctr: () => timed("ctr", ["--version"]),
     },
     {

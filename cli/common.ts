@@ -144,9 +144,12 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): voi
 /** Lines queued by {@linkcode lineWriter}, written together at the end of the current task. */
 const queued: { stdout: string[]; stderr: string[] } = { stdout: [], stderr: [] };
 let flushScheduled = false;
+let queuedChars = 0;
+const MAX_QUEUED_CHARS = 64 * 1024;
 
 function flushQueued(): void {
   flushScheduled = false;
+  queuedChars = 0;
   for (const name of ["stdout", "stderr"] as const) {
     if (queued[name].length === 0) continue;
     const text = queued[name].join("");
@@ -163,6 +166,9 @@ function flushQueued(): void {
 export function lineWriter(stream: "stdout" | "stderr"): (line: string) => void {
   return (line) => {
     queued[stream].push(line, "\n");
+    queuedChars += line.length + 1;
+    // A big batch goes out at once, so memory stays small however fast lines come.
+    if (queuedChars >= MAX_QUEUED_CHARS) return flushQueued();
     if (!flushScheduled) {
       flushScheduled = true;
       queueMicrotask(flushQueued);

@@ -30,6 +30,9 @@ import { StepError, StepTimeoutError } from "../lib/step/errors.ts";
 import { parseVolume } from "../lib/step/volume.ts";
 import type { StepResult } from "../lib/step/run.ts";
 
+/** How much of each stream `run` keeps in memory when it streams the output (not --json). */
+const STREAMED_TAIL_BYTES = 64 * 1024;
+
 /** Loaded when a command runs, so that `--help` and other commands do not load it. */
 const stepRunner = () => import("../lib/step/run.ts");
 
@@ -328,7 +331,12 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
       let timedOut = false;
       try {
         const pulling = progressDisplay(flags.json ? "quiet" : "plain");
-        result = await (await stepRunner()).runStep(config, {
+        // Streamed output is printed as it comes: keep only a short tail in memory (for the
+        // error line), unless --json or the step asks for more.
+        const keep = flags.json || config.maxOutputBytes !== undefined
+          ? config
+          : { ...config, maxOutputBytes: STREAMED_TAIL_BYTES };
+        result = await (await stepRunner()).runStep(keep, {
           client,
           signal: interrupt.signal,
           registry: flags.plainHttp ? { plainHttp: true } : undefined,
