@@ -109,7 +109,8 @@ containerdTest(
   "cli images pull killed (SIGKILL) mid-layer leaves a resumable ingest; the next pull resumes it with Range",
   async (h) => {
     await using registry = await startRegistry();
-    const big = new Uint8Array(4 * 1024 * 1024);
+    // Larger than the 4 MiB of WRITEs in flight past the acknowledged offset that progress shows.
+    const big = new Uint8Array(12 * 1024 * 1024);
     for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, i + 65536));
     const built = await registry.push(
       {
@@ -123,7 +124,8 @@ containerdTest(
       "1",
     );
     const bigLayer = built.layerDigests[1];
-    await using proxy = throttledProxy(registry, 2 * 1024 * 1024);
+    // 12 MiB at 4 MiB/s, killed after 1 MiB is acknowledged: the layer is far from complete.
+    await using proxy = throttledProxy(registry, 4 * 1024 * 1024);
     const ref = `${proxy.host}/team/killed:1`;
     await using ns = await scratchNamespace(h);
     const g = ["--address", `unix://${h.address}`, "--namespace", ns.name];
@@ -166,6 +168,7 @@ containerdTest(
     const { statuses } = await ns.client.content.listStatuses({});
     const ingest = statuses.find((s) => s.ref === `layer-${bigLayer}`);
     assert.ok(ingest && ingest.offset >= killedAt, JSON.stringify(statuses));
+    assert.ok(ingest.offset < built.layerSizes[1], `killed mid-layer: ${ingest.offset} bytes in`);
 
     const rerun = await cli([...g, "images", "pull", "--snapshotter", h.snapshotter, ref]);
     assert.equal(rerun.code, 0, rerun.stderr);
