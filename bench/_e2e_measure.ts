@@ -7,6 +7,7 @@
 
 import { connect, runStep } from "../api.ts";
 import type { HarnessInfo } from "../tests/harness.ts";
+import { stepFlags } from "../tests/cli/_cli.ts";
 import { ctrRunArgs } from "./_e2e_load.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -78,12 +79,7 @@ export function cliRun(h: HarnessInfo, command: string[], flags: string[] = []):
     "--namespace",
     h.namespace,
     "run",
-    "--image",
-    h.images.oneLayer.name,
-    "--snapshotter",
-    h.snapshotter,
-    "--runc-root",
-    h.runcRoot,
+    ...stepFlags(h),
     ...flags,
     "--",
     ...command,

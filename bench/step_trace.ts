@@ -17,6 +17,7 @@ import type { ContainerdClient } from "../lib/grpc/connection.ts";
 import { connect } from "../lib/grpc/connection.ts";
 import { runStep } from "../lib/step/run.ts";
 import { startHarness } from "../tests/harness.ts";
+import { SERVICE_NAMES } from "../proto/gen/types.ts";
 import { benchStep } from "./_e2e_load.ts";
 import { flag } from "./_util.ts";
 
@@ -26,19 +27,7 @@ interface Call {
   end: number;
 }
 
-const SERVICES = [
-  "containers",
-  "content",
-  "images",
-  "snapshots",
-  "tasks",
-  "diff",
-  "leases",
-  "events",
-  "introspection",
-  "namespaces",
-  "version",
-] as const;
+const SERVICES = Object.keys(SERVICE_NAMES);
 
 /** Wraps every unary method of a client (and of its withLease views) to record its calls. */
 function traced(client: ContainerdClient, calls: Call[], t0: () => number): ContainerdClient {

@@ -17,6 +17,7 @@
 
 import { connect, runStep } from "../api.ts";
 import { ctr, startHarness } from "../tests/harness.ts";
+import { ctrRunArgs } from "./_e2e_load.ts";
 import { flag, median } from "./_util.ts";
 
 const runs = flag("runs", 15);
@@ -38,19 +39,15 @@ try {
     ours.push(performance.now() - t);
     if (result.stdout !== "hi\n") throw new Error(`runStep printed ${result.stdout}`);
     t = performance.now();
-    const out = await ctr(h.address, [
-      "run",
-      "--rm",
-      "--runc-root",
-      h.runcRoot,
-      "--snapshotter",
-      h.snapshotter,
-      h.images.oneLayer.name,
-      `bench-ctr-${i}`,
-      "/bin/sh",
-      "-c",
-      "echo hi",
-    ], { namespace: h.namespace });
+    const out = await ctr(
+      h.address,
+      ctrRunArgs(h, h.images.oneLayer.name, [
+        "/bin/sh",
+        "-c",
+        "echo hi",
+      ]),
+      { namespace: h.namespace },
+    );
     theirs.push(performance.now() - t);
     if (out !== "hi\n") throw new Error(`ctr printed ${out}`);
   }
