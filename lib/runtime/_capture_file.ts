@@ -74,12 +74,6 @@ export class FileCapture implements Capture {
     if (this.#tailing) return;
     this.#tailing = true;
     for (const stream of this.#streams) stream.delivering = true;
-    try {
-      this.#watcher = Deno.watchFs(this.dir, { recursive: false });
-      (async () => {
-        for await (const _ of this.#watcher!) this.#wake?.();
-      })().catch(() => {});
-    } catch { /* no inotify here: the timer alone */ }
     this.#loop = this.#run();
   }
 
@@ -204,39 +198,67 @@ export class FileCapture implements Capture {
   async #halt(): Promise<void> {
     this.#tailing = false;
     this.#wake?.();
-    try {
-      this.#watcher?.close();
-    } catch { /* closed */ }
-    this.#watcher = undefined;
+    this.#unwatch();
     await this.#loop;
     this.#loop = undefined;
   }
 
-  /** Reads both files while tailing: right away after new bytes, else at a change or the timer. */
+  /**
+   * Reads both files while tailing: right away after new bytes, else at a change or the timer.
+   * inotify is watched only while idle (every write of a busy step would otherwise wake this
+   * process once); a watch is dropped at its first event.
+   */
   async #run(): Promise<void> {
     while (this.#tailing) {
-      let got = 0;
-      try {
-        got = await this.#readFrom(this.#files[0], 0, MAX_BYTES_PER_TURN) +
-          await this.#readFrom(this.#files[1], 1, MAX_BYTES_PER_TURN);
-      } catch (err) {
-        this.#error ??= { value: err };
-      }
+      let got = await this.#readBoth();
       if (got >= CHUNK_BYTES || !this.#tailing) continue; // a busy writer: keep reading
       if (got > 0) {
         // A trickle: delivered at once, then a pause lets a burst gather into fewer reads.
         await new Promise((resolve) => setTimeout(resolve, COALESCE_MS));
         continue;
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => resolve(), this.#pollIntervalMs);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
+      const watcher = this.#watch();
+      // Bytes written between the last read and the watch raise no event: read once more.
+      got = await this.#readBoth();
+      if (got === 0 && this.#tailing) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => resolve(), this.#pollIntervalMs);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          watcher?.[Symbol.asyncIterator]().next().then(() => this.#wake?.(), () => {});
+        });
+        this.#wake = undefined;
+      }
+      this.#unwatch();
     }
+  }
+
+  async #readBoth(): Promise<number> {
+    try {
+      return await this.#readFrom(this.#files[0], 0, MAX_BYTES_PER_TURN) +
+        await this.#readFrom(this.#files[1], 1, MAX_BYTES_PER_TURN);
+    } catch (err) {
+      this.#error ??= { value: err };
+      return 0;
+    }
+  }
+
+  /** Starts watching the capture dir with inotify; undefined where that is not available. */
+  #watch(): Deno.FsWatcher | undefined {
+    try {
+      return this.#watcher = Deno.watchFs(this.dir, { recursive: false });
+    } catch {
+      return undefined; // the poll timer alone
+    }
+  }
+
+  #unwatch(): void {
+    try {
+      this.#watcher?.close();
+    } catch { /* closed */ }
+    this.#watcher = undefined;
   }
 
   /**
