@@ -18,6 +18,7 @@ import { stepSpec } from "../lib/step/run.ts";
 import { runStep } from "../lib/step/run.ts";
 import type { StepConfig } from "../lib/step/config.ts";
 import { ctr, type HarnessInfo } from "../tests/harness.ts";
+import { importBuilt } from "../tests/daemon_helpers.ts";
 import {
   buildImage,
   busyboxBaseLayer,
@@ -181,21 +182,7 @@ export async function userImage(h: HarnessInfo): Promise<string> {
       [{ type: "file", path: "/app.sh", content: "echo app\n" }],
     ],
   });
-  const file = await Deno.makeTempFile({ suffix: ".tar" });
-  try {
-    await Deno.writeFile(file, image.archive);
-    await ctr(h.address, [
-      "images",
-      "import",
-      "--platform",
-      image.platform,
-      "--snapshotter",
-      h.snapshotter,
-      file,
-    ], { namespace: h.namespace, timeoutMs: 300_000 });
-  } finally {
-    await Deno.remove(file);
-  }
+  await importBuilt(h, image, { timeoutMs: 300_000 });
   return name;
 }
 

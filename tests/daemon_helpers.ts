@@ -38,17 +38,57 @@ export async function assertNothingLeft(h: HarnessInfo, containerId: string): Pr
   assert.deepEqual(dirs, [], "capture dir left");
 }
 
-/** Imports the harness's one-layer image into `namespace` (unpacked in its snapshotter). */
-export async function importOneLayer(h: HarnessInfo, namespace: string): Promise<void> {
+/** `ctr images import` of an archive file, unpacked in the harness's snapshotter. */
+async function ctrImport(
+  h: HarnessInfo,
+  file: string,
+  platform: string,
+  namespace: string,
+  timeoutMs?: number,
+): Promise<void> {
   await ctr(h.address, [
     "images",
     "import",
     "--platform",
-    h.images.oneLayer.platform,
+    platform,
     "--snapshotter",
     h.snapshotter,
-    `${h.dir}/images/one-layer.tar`,
-  ], { namespace });
+    file,
+  ], { namespace, timeoutMs });
+}
+
+/** Imports the harness's one-layer image into `namespace` (unpacked in its snapshotter). */
+export async function importOneLayer(h: HarnessInfo, namespace: string): Promise<void> {
+  await ctrImport(h, `${h.dir}/images/one-layer.tar`, h.images.oneLayer.platform, namespace);
+}
+
+/**
+ * Imports a built image archive with `ctr images import` (through a temp file, removed after)
+ * into `namespace`, default the harness's.
+ */
+export async function importBuilt(
+  h: HarnessInfo,
+  image: { archive: Uint8Array; platform: string },
+  options: { namespace?: string; timeoutMs?: number } = {},
+): Promise<void> {
+  await withTempDir("wfe-import-", async (dir) => {
+    const file = `${dir}/image.tar`;
+    await Deno.writeFile(file, image.archive);
+    await ctrImport(h, file, image.platform, options.namespace ?? h.namespace, options.timeoutMs);
+  });
+}
+
+/** Runs `fn` with a fresh temp directory (name starting with `prefix`), removed afterwards. */
+export async function withTempDir<T>(
+  prefix: string,
+  fn: (dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** A fresh namespace on the harness's daemon, removed (with what is in it) afterwards. */

@@ -22,7 +22,7 @@ import {
   waitReady,
 } from "../harness.ts";
 import { audit, type AuditScope, NOTHING } from "./_audit.ts";
-import { stepConfig } from "../daemon_helpers.ts";
+import { stepConfig, withTempDir } from "../daemon_helpers.ts";
 
 const step = stepConfig;
 
@@ -83,13 +83,8 @@ function cmdlineOf(pid: number): string {
 }
 
 /** Runs `fn` with a fresh IO base dir, removed afterwards. */
-async function withIoDir(fn: (ioDir: string) => Promise<void>): Promise<void> {
-  const ioDir = await Deno.makeTempDir({ prefix: "wfe-fault-" });
-  try {
-    await fn(ioDir);
-  } finally {
-    await Deno.remove(ioDir, { recursive: true });
-  }
+function withIoDir(fn: (ioDir: string) => Promise<void>): Promise<void> {
+  return withTempDir("wfe-fault-", fn);
 }
 
 /** Host processes whose command line contains `marker` (a check, never a kill). */

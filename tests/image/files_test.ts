@@ -16,6 +16,7 @@ import { resolveUser } from "../../lib/runtime/user.ts";
 import { dec, enc, file, whiteout } from "../archive/_tar_fixtures.ts";
 import { assertRejects, assertThrows } from "../asserts.ts";
 import { containerdTest, ctr, type HarnessInfo } from "../harness.ts";
+import { importBuilt } from "../daemon_helpers.ts";
 import {
   buildImage,
   busyboxBaseLayer,
@@ -358,19 +359,9 @@ containerdTest(
         ],
       ],
     });
-    const archive = await Deno.makeTempFile({ prefix: "wfe-image-files-", suffix: ".tar" });
     await using c = await client(h);
     try {
-      await Deno.writeFile(archive, built.archive);
-      await ctr(h.address, [
-        "images",
-        "import",
-        "--platform",
-        built.platform,
-        "--snapshotter",
-        h.snapshotter,
-        archive,
-      ], { namespace: h.namespace, timeoutMs: 120_000 });
+      await importBuilt(h, built, { timeoutMs: 120_000 });
 
       const { image } = await c.images.get({ name });
       assert.equal(image?.target?.digest, built.manifestDigest);
@@ -427,7 +418,6 @@ containerdTest(
     } finally {
       await ctr(h.address, ["images", "rm", "--sync", name], { namespace: h.namespace })
         .catch((e) => console.error(`cleanup: ${e}`));
-      await Deno.remove(archive).catch(() => {});
     }
   },
 );

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { assertRejects } from "../asserts.ts";
+import { withTempDir } from "../daemon_helpers.ts";
 import process from "node:process";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -13,13 +14,8 @@ import { type Capture, createCapture, IO_DIR_ENV, ioBaseDir } from "../../lib/ru
 const encoder = new TextEncoder();
 
 /** Runs `fn` with a fresh temp directory, removed afterwards. */
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "wfe-io-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function withIoTestDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir("wfe-io-test-", fn);
 }
 
 /** Runs `fn` with WFE_IO_DIR set to `value` (or unset), restoring it afterwards. */
@@ -79,7 +75,7 @@ async function assertGone(path: string): Promise<void> {
 // ── creation ─────────────────────────────────────────────────────────────────
 
 Deno.test("createCapture() makes a 0700 dir with empty 0600 files in a local dir, whatever the umask", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     for (const umask of [0o022, 0o077, 0o000]) {
       await withUmask(umask, async () => {
         const id = `local-${umask}`;
@@ -106,7 +102,7 @@ Deno.test("createCapture() makes a 0700 dir with empty 0600 files in a local dir
 });
 
 Deno.test("createCapture() keeps 0700/0600 under a shared WFE_IO_DIR; WFE_IO_PERMISSIVE=1 opts in to sticky 01777/0666", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await withIoDirEnv(base, async () => {
       assert.equal(ioBaseDir(), base);
       for (const umask of [0o022, 0o077]) {
@@ -140,7 +136,7 @@ Deno.test("createCapture() keeps 0700/0600 under a shared WFE_IO_DIR; WFE_IO_PER
 });
 
 Deno.test("createCapture() refuses an IO dir any user may write without the sticky bit", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await Deno.chmod(base, 0o777);
     await assertRejects(
       () => createCapture("unsafe-base", { ioDir: base }),
@@ -154,7 +150,7 @@ Deno.test("createCapture() refuses an IO dir any user may write without the stic
 });
 
 Deno.test("a capture notices when its files are replaced through their paths or deleted", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const secret = join(base, "secret");
     await Deno.writeTextFile(secret, "not the step's output\n", { mode: 0o600 });
     await using capture = await createCapture("swapped", { ioDir: base });
@@ -173,7 +169,7 @@ Deno.test("a capture notices when its files are replaced through their paths or 
 });
 
 Deno.test("createCapture() with ioDir and shared: true makes 0777/0666", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await withIoDirEnv(undefined, async () => {
       await withUmask(0o077, async () => {
         await using capture = await createCapture("explicit-shared", { ioDir: base, shared: true });
@@ -212,7 +208,7 @@ Deno.test("createCapture() defaults to a local capture in the system temp dir", 
 });
 
 Deno.test("createCapture() rejects a container ID that is not a containerd identifier", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const bad = ["", "-a", "a-", "a..b", "a/b", "../x", "a b", "é", ".", "a_-b", "x".repeat(77)];
     for (const id of bad) {
       await assertRejects(() => createCapture(id, { ioDir: base }), TypeError, `'${id}'`);
@@ -226,7 +222,7 @@ Deno.test("createCapture() rejects a container ID that is not a containerd ident
 });
 
 Deno.test("createCapture() rejects bad maxOutputBytes, pollIntervalMs and ioDir", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     for (const maxOutputBytes of [-1, 1.5, NaN]) {
       await assert.rejects(createCapture("x", { ioDir: base, maxOutputBytes }), RangeError);
     }
@@ -239,7 +235,7 @@ Deno.test("createCapture() rejects bad maxOutputBytes, pollIntervalMs and ioDir"
 });
 
 Deno.test("createCapture() never reuses a directory: each capture gets its own unguessable one", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await using first = await createCapture("twice", { ioDir: base });
     await shimWrite(first.stdoutPath, "first step\n");
     await using second = await createCapture("twice", { ioDir: base });
@@ -258,7 +254,7 @@ Deno.test("createCapture() never reuses a directory: each capture gets its own u
 });
 
 Deno.test("createCapture() fails with NotFound when the IO directory does not exist", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const missing = join(base, "not-mounted");
     await assert.rejects(
       createCapture("x", { ioDir: missing, shared: true }),
@@ -269,7 +265,7 @@ Deno.test("createCapture() fails with NotFound when the IO directory does not ex
 });
 
 Deno.test("remove() deletes the directory, is idempotent, and await using calls it", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const capture = await createCapture("removed", { ioDir: base });
     await shimWrite(capture.stdoutPath, "data\n");
     await capture.remove();
@@ -289,7 +285,7 @@ Deno.test("remove() deletes the directory, is idempotent, and await using calls 
 });
 
 Deno.test("createCapture() makes a relative ioDir absolute (the daemon gets the paths as they are)", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const rel = relative(Deno.cwd(), base);
     assert.ok(!rel.startsWith("/"));
     await using capture = await createCapture("relative", { ioDir: rel });
@@ -301,7 +297,7 @@ Deno.test("createCapture() makes a relative ioDir absolute (the daemon gets the 
 // ── tailing ──────────────────────────────────────────────────────────────────
 
 Deno.test("tailing delivers lines in order, a line split across two writes, and CRLF lines", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const out: string[] = [];
     const err: string[] = [];
     await using capture = await createCapture("tail", {
@@ -326,7 +322,7 @@ Deno.test("tailing delivers lines in order, a line split across two writes, and 
 });
 
 Deno.test("stopTailing() reads what is left and delivers a final partial line", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const out: string[] = [];
     const err: string[] = [];
     await using capture = await createCapture("partial", {
@@ -347,7 +343,7 @@ Deno.test("stopTailing() reads what is left and delivers a final partial line", 
 });
 
 Deno.test("tailing decodes UTF-8 split across writes and replaces invalid bytes", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const out: string[] = [];
     await using capture = await createCapture("utf8", {
       ioDir: base,
@@ -366,7 +362,7 @@ Deno.test("tailing decodes UTF-8 split across writes and replaces invalid bytes"
 });
 
 Deno.test("stopTailing() rethrows the first callback error after delivering every line", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const seen: string[] = [];
     await using capture = await createCapture("throws", {
       ioDir: base,
@@ -384,7 +380,7 @@ Deno.test("stopTailing() rethrows the first callback error after delivering ever
 });
 
 Deno.test("tailing delivers a very long line without a break in 1 Mi-character pieces", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const out: string[] = [];
     await using capture = await createCapture("long-line", {
       ioDir: base,
@@ -398,7 +394,7 @@ Deno.test("tailing delivers a very long line without a break in 1 Mi-character p
 });
 
 Deno.test("stopTailing() reports a file that vanished while tailing", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const out: string[] = [];
     await using capture = await createCapture("vanished", {
       ioDir: base,
@@ -415,7 +411,7 @@ Deno.test("stopTailing() reports a file that vanished while tailing", async () =
 });
 
 Deno.test("remove() while tailing stops the timer", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const capture = await createCapture("busy", {
       ioDir: base,
       pollIntervalMs: 1,
@@ -432,7 +428,7 @@ Deno.test("remove() while tailing stops the timer", async () => {
 // ── reading ──────────────────────────────────────────────────────────────────
 
 Deno.test("read() keeps the tail of each stream, sets the flags, and counts all bytes", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await using capture = await createCapture("trunc", { ioDir: base, maxOutputBytes: 10 });
     await shimWrite(capture.stdoutPath, "0123456789abcdefghij");
     await shimWrite(capture.stderrPath, "ééééé!"); // 11 bytes: the tail starts inside an "é"
@@ -448,7 +444,7 @@ Deno.test("read() keeps the tail of each stream, sets the flags, and counts all 
 });
 
 Deno.test("read() cuts the kept tail at a UTF-8 boundary wherever it starts, across read chunks", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const bytes = encoder.encode("😀".repeat(150_000) + "end"); // 600 003 bytes, several chunks
     const reference = (max: number): string => {
       let start = bytes.length - max;
@@ -485,7 +481,7 @@ Deno.test("read() cuts the kept tail at a UTF-8 boundary wherever it starts, acr
 });
 
 Deno.test("read() does not flag output of exactly maxOutputBytes as truncated", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await using capture = await createCapture("exact", { ioDir: base, maxOutputBytes: 4 });
     await shimWrite(capture.stdoutPath, "abcd");
     const result = await capture.read();
@@ -498,7 +494,7 @@ Deno.test("read() does not flag output of exactly maxOutputBytes as truncated", 
 });
 
 Deno.test("read() parses outputs from the whole stdout file, even far beyond maxOutputBytes", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await using capture = await createCapture("outputs", { ioDir: base, maxOutputBytes: 1024 });
     await shimWrite(capture.stdoutPath, "##wfe[output early=first]\r\n");
     const filler = "filler line that is not an output\n".repeat(40_000); // ~1.3 MiB
@@ -519,7 +515,7 @@ Deno.test("read() parses outputs from the whole stdout file, even far beyond max
 });
 
 Deno.test("read() returns 5 MiB of output intact when under the cap", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await using capture = await createCapture("big", { ioDir: base });
     // Multi-byte characters at every offset, so chunk boundaries fall inside them.
     const unit = "line é 😀 ünïcödé ";
@@ -547,7 +543,7 @@ Deno.test("read() returns 5 MiB of output intact when under the cap", async () =
 });
 
 Deno.test("read() and tail() replace invalid UTF-8 instead of throwing", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await using capture = await createCapture("binary", { ioDir: base, maxOutputBytes: 6 });
     await shimWrite(capture.stdoutPath, Uint8Array.from([0x61, 0xff, 0xc3, 0x28, 0x0a]));
     await shimWrite(
@@ -566,7 +562,7 @@ Deno.test("read() and tail() replace invalid UTF-8 instead of throwing", async (
 });
 
 Deno.test("tail() reads only the end of a stream, from a UTF-8 boundary", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     await using capture = await createCapture("tail-end", { ioDir: base });
     await shimWrite(capture.stderrPath, "x".repeat(100_000) + "error: é failed\n");
     assert.equal(await capture.tail("stderr", 17), "error: é failed\n"); // 17 bytes
@@ -582,7 +578,7 @@ Deno.test("tail() reads only the end of a stream, from a UTF-8 boundary", async 
 });
 
 Deno.test("read() with maxOutputBytes 0 keeps no text but still counts bytes and parses outputs", async () => {
-  await withTempDir(async (base) => {
+  await withIoTestDir(async (base) => {
     const capture: Capture = await createCapture("zero", { ioDir: base, maxOutputBytes: 0 });
     try {
       await shimWrite(capture.stdoutPath, "abc\n##wfe[output a=1]\n");

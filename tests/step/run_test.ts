@@ -4,8 +4,8 @@ import type { StepConfig } from "../../lib/step/config.ts";
 import { StepError, StepTimeoutError } from "../../lib/step/errors.ts";
 import { runStep, type StepResult } from "../../lib/step/run.ts";
 import { assertInstanceOf, assertRejects } from "../asserts.ts";
-import { assertNothingLeft, stepConfig } from "../daemon_helpers.ts";
-import { containerdTest, ctr, type HarnessInfo } from "../harness.ts";
+import { assertNothingLeft, importBuilt, stepConfig } from "../daemon_helpers.ts";
+import { containerdTest, type HarnessInfo } from "../harness.ts";
 import { buildImage, busyboxBaseLayer, readStaticBusybox } from "../oci_archive.ts";
 
 const base = stepConfig;
@@ -97,17 +97,7 @@ async function configuredImage(h: HarnessInfo): Promise<string> {
     workingDir: "/tmp",
     user: "tester",
   });
-  const path = `${h.dir}/configured.tar`;
-  await Deno.writeFile(path, image.archive);
-  await ctr(h.address, [
-    "images",
-    "import",
-    "--platform",
-    image.platform,
-    "--snapshotter",
-    h.snapshotter,
-    path,
-  ], { namespace: h.namespace });
+  await importBuilt(h, image);
   configured = name;
   return name;
 }
