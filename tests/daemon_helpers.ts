@@ -38,6 +38,14 @@ export async function assertNothingLeft(h: HarnessInfo, containerId: string): Pr
   assert.deepEqual(dirs, [], "capture dir left");
 }
 
+/** The digests of all blobs in the harness namespace's content store, sorted. */
+export async function contentDigests(h: HarnessInfo): Promise<string[]> {
+  await using c = await connect(`unix://${h.address}`, { namespace: h.namespace });
+  const digests: string[] = [];
+  for await (const res of c.content.list({})) digests.push(...res.info.map((i) => i.digest));
+  return digests.sort();
+}
+
 /** `ctr images import` of an archive file, unpacked in the harness's snapshotter. */
 async function ctrImport(
   h: HarnessInfo,

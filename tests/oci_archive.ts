@@ -8,6 +8,9 @@
  * @module
  */
 
+import { encodeTarHeader, TAR_BLOCK } from "../lib/archive/tar_write.ts";
+export { tarHeaderChecksum } from "../lib/archive/tar_write.ts";
+
 /** A regular file in a layer. */
 export interface FileEntry {
   /** Entry kind. */
@@ -54,78 +57,32 @@ export const MediaTypes = {
   index: "application/vnd.oci.image.index.v1+json",
 } as const;
 
-const BLOCK = 512;
+const BLOCK = TAR_BLOCK;
 const encoder = new TextEncoder();
 
 function toBytes(content: Uint8Array | string): Uint8Array {
   return typeof content === "string" ? encoder.encode(content) : content;
 }
 
-function writeString(buf: Uint8Array, offset: number, length: number, value: string): void {
-  const bytes = encoder.encode(value);
-  if (bytes.length > length) {
-    throw new Error(`tar: field too long (${bytes.length} > ${length}): ${value}`);
-  }
-  buf.set(bytes, offset);
-}
-
-/** Writes `value` as zero-padded octal with a trailing NUL into a field of `length` bytes. */
-function writeOctal(buf: Uint8Array, offset: number, length: number, value: number): void {
-  const digits = value.toString(8).padStart(length - 1, "0");
-  if (digits.length > length - 1) throw new Error(`tar: value ${value} too large for field`);
-  writeString(buf, offset, length, digits + "\0");
-}
-
-function splitName(path: string): { name: string; prefix: string } {
-  if (encoder.encode(path).length <= 100) return { name: path, prefix: "" };
-  // ustar: prefix (<= 155 bytes) + "/" + name (<= 100 bytes), split at a slash.
-  for (let i = path.length - 1; i > 0; i--) {
-    if (path[i] !== "/") continue;
-    const prefix = path.slice(0, i);
-    const name = path.slice(i + 1);
-    if (encoder.encode(prefix).length <= 155 && encoder.encode(name).length <= 100 && name) {
-      return { name, prefix };
-    }
-  }
-  throw new Error(`tar: path too long for ustar: ${path}`);
-}
-
-/** Computes the ustar header checksum: the byte sum with the checksum field taken as spaces. */
-export function tarHeaderChecksum(header: Uint8Array): number {
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i];
-  return sum;
-}
-
 function tarHeader(entry: TarEntry, size: number): Uint8Array {
-  const h = new Uint8Array(BLOCK);
-  let path = entry.path.replace(/^\/+/, "").replace(/\/+$/, "");
-  if (path === "") throw new Error("tar: empty path");
-  if (entry.type === "dir") path += "/";
-  const { name, prefix } = splitName(path);
+  if (entry.path.replace(/^\/+/, "").replace(/\/+$/, "") === "") throw new Error("tar: empty path");
   const mode = entry.type === "file"
     ? entry.mode ?? 0o644
     : entry.type === "dir"
     ? entry.mode ?? 0o755
     : 0o777;
-  writeString(h, 0, 100, name);
-  writeOctal(h, 100, 8, mode & 0o7777);
-  writeOctal(h, 108, 8, 0); // uid
-  writeOctal(h, 116, 8, 0); // gid
-  writeOctal(h, 124, 12, size);
-  writeOctal(h, 136, 12, FIXED_MTIME);
-  h[156] = entry.type === "file" ? 0x30 : entry.type === "dir" ? 0x35 : 0x32; // '0' | '5' | '2'
-  if (entry.type === "symlink") writeString(h, 157, 100, entry.target);
-  writeString(h, 257, 6, "ustar\0");
-  writeString(h, 263, 2, "00");
-  writeString(h, 265, 32, "root");
-  writeString(h, 297, 32, "root");
-  writeOctal(h, 329, 8, 0); // devmajor
-  writeOctal(h, 337, 8, 0); // devminor
-  writeString(h, 345, 155, prefix);
-  const sum = tarHeaderChecksum(h);
-  writeString(h, 148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
-  return h;
+  return encodeTarHeader({
+    path: entry.path,
+    type: entry.type,
+    mode,
+    uid: 0,
+    gid: 0,
+    size,
+    mtime: FIXED_MTIME,
+    linkname: entry.type === "symlink" ? entry.target : "",
+    uname: "root",
+    gname: "root",
+  });
 }
 
 /**

@@ -12,6 +12,7 @@ import type { Init } from "../grpc/rpc.ts";
 import { LABELS, LEASE_EXPIRE_LABEL, MANAGED_BY } from "../labels.ts";
 import { type OciSpec, specToAny } from "../oci/spec.ts";
 import { type Capture, type CaptureOptions, createCapture } from "./capture.ts";
+import { applyInputs, deleteBlob, type Input, type InputOwner, writeInputs } from "./inputs.ts";
 import { daemonUuid } from "./owner.ts";
 import { removeContainer } from "./remove.ts";
 import { leaseIdOf, runtimeOptions } from "./task.ts";
@@ -43,6 +44,8 @@ export interface ContainerTaskRequest {
   capture?: CaptureOptions;
   /** Lease expiry, in milliseconds from now. */
   leaseExpireMs: number;
+  /** Files to place in the snapshot before the task is created, and their default owner. */
+  inputs?: { inputs: readonly Input[]; owner: InputOwner };
 }
 
 /** A created (not yet started) task and what was made for it. */
@@ -60,7 +63,8 @@ export interface CreatedTask {
 /**
  * Creates, in order: an expiring lease, the capture files, the snapshot
  * (parent = the image's chain ID) together with the container record
- * (labelled as ours), and the task; then registers Wait. On failure removes whatever was created.
+ * (labelled as ours), the inputs' blob, all three at once; applies the inputs
+ * onto the snapshot, then creates the task and registers Wait. On failure removes whatever was created.
  */
 export async function createContainerTask(
   client: ContainerdClient,
@@ -87,7 +91,10 @@ export async function createContainerTask(
     });
     // The snapshot and the container record do not depend on each other: both at once.
     const dir = capture.dir;
-    const [prepared, created] = await Promise.allSettled([
+    const inputs = req.inputs?.inputs.length
+      ? writeInputs(leased, req.inputs.inputs, req.inputs.owner, containerId)
+      : undefined;
+    const [prepared, created, written] = await Promise.allSettled([
       leased.snapshots.prepare({
         snapshotter,
         key: containerId,
@@ -112,7 +119,14 @@ export async function createContainerTask(
           snapshotKey: containerId,
         },
       }),
+      inputs,
     ]);
+    if (
+      written.status === "fulfilled" && written.value &&
+      [prepared, created].some((r) => r.status === "rejected")
+    ) {
+      await deleteBlob(client, written.value.digest).catch(() => {});
+    }
     if (prepared.status === "rejected") {
       const err = prepared.reason;
       if (!isNotFound(err)) throw err;
@@ -126,7 +140,9 @@ export async function createContainerTask(
       });
     }
     if (created.status === "rejected") throw created.reason;
+    if (written.status === "rejected") throw written.reason;
     const { mounts } = prepared.value;
+    if (written.value) await applyInputs(leased, written.value, mounts);
     const record = created.value.container!;
     await leased.tasks.create({
       containerId,

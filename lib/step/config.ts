@@ -17,6 +17,9 @@ import { errorMessage } from "../_util/errors.ts";
 import { parseReference } from "../oci/reference.ts";
 import { parsePlatform } from "../oci/platform.ts";
 export type { PullPolicy };
+import { parseCpu, parseMemory } from "./limits.ts";
+import { type Input, validateInputs } from "../runtime/inputs.ts";
+export { MIN_MEMORY_BYTES, parseCpu, parseMemory } from "./limits.ts";
 
 /** Network mode of a step. */
 export type NetworkMode = "none" | "host";
@@ -29,6 +32,17 @@ export interface StepConfig {
   run?: string;
   /** Arguments that replace the image's Cmd (the image's Entrypoint stays in front). */
   command?: string[];
+  /**
+   * Replaces the image's Entrypoint and drops its Cmd (as `docker run
+   * --entrypoint` does): the process is `[...entrypoint, ...command]`.
+   */
+  entrypoint?: string[];
+  /**
+   * Files and directories from this side (or tar streams) placed in the
+   * container's filesystem before it starts, through containerd's content
+   * store: no directory needs to be shared with the daemon.
+   */
+  inputs?: Input[];
   /** Environment; wins over `workflowData` and the image's Env. */
   env?: Record<string, string>;
   /** Bind mounts from the daemon's host. */
@@ -110,89 +124,10 @@ export interface ValidatedStep extends StepConfig {
   cpus?: number;
   /** Environment entries, `KEY=value`: workflow data, then `env`. */
   envEntries: string[];
+  /** `inputs`, checked, targets normalised. */
+  inputs: Input[];
   /** The seccomp profile to apply, `undefined` for unconfined. */
   seccompProfile?: SeccompProfile | "default";
-}
-
-const UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1024,
-  kb: 1024,
-  ki: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mb: 1024 ** 2,
-  mi: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1024 ** 3,
-  gi: 1024 ** 3,
-  gib: 1024 ** 3,
-  t: 1024 ** 4,
-  tb: 1024 ** 4,
-  ti: 1024 ** 4,
-  tib: 1024 ** 4,
-};
-
-/** The smallest memory limit accepted: runc refuses less than 6 MiB. */
-export const MIN_MEMORY_BYTES: number = 6 * 1024 * 1024;
-
-/**
- * Parses a memory size: a number of bytes, or a number with a unit
- * (`k`, `m`, `g`, `t`, optionally followed by `b`, `i` or `ib`; binary multiples).
- *
- * @throws {TypeError} When the value has no number or an unknown unit.
- * @throws {RangeError} When it is below 6 MiB or not a whole number of bytes.
- *
- * @example
- * ```ts
- * import { parseMemory } from "@wfe/containerd/api";
- *
- * parseMemory("512m"); // 536870912
- * ```
- */
-export function parseMemory(value: string | number, field = "memory"): number {
-  let bytes: number;
-  if (typeof value === "number") {
-    bytes = value;
-  } else {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
-    const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
-    if (!m || unit === undefined) {
-      throw new TypeError(
-        `Cannot parse ${field} as '${value}' is not a size: expected bytes or a number with ` +
-          "k, m, g or t (e.g. '512m', '1g')",
-      );
-    }
-    bytes = Math.floor(Number(m[1]) * unit);
-  }
-  if (!Number.isSafeInteger(bytes)) {
-    throw new RangeError(`Cannot use ${field} ${value}: expected a whole number of bytes`);
-  }
-  if (bytes < MIN_MEMORY_BYTES) {
-    throw new RangeError(
-      `Cannot use ${field} '${value}': ${bytes} bytes is below the minimum of 6 MiB runc accepts`,
-    );
-  }
-  return bytes;
-}
-
-/**
- * Parses a CPU limit in cores (`"1.5"`, `2`, `"0.25"`).
- *
- * @throws {RangeError} When it is not a positive number of at most 1024 cores,
- *   or below 0.01 (a quota under 1 ms per period).
- */
-export function parseCpu(value: string | number, field = "cpu"): number {
-  const text = String(value).trim();
-  const cpus = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
-  if (!Number.isFinite(cpus) || cpus < 0.01 || cpus > 1024) {
-    throw new RangeError(
-      `Cannot use ${field} '${value}': expected a number of cores from 0.01 to 1024, e.g. '1.5'`,
-    );
-  }
-  return cpus;
 }
 
 const ENV_KEY_FORBIDDEN = /[=\0\n\r]/;
@@ -254,14 +189,11 @@ export function validateStepConfig(config: StepConfig): ValidatedStep {
   if (config.run !== undefined && (typeof config.run !== "string" || config.run.includes("\0"))) {
     throw new TypeError("Cannot use 'run': expected a string without NUL");
   }
-  if (config.command !== undefined) {
-    if (!Array.isArray(config.command) || config.command.some((a) => typeof a !== "string")) {
-      throw new TypeError("Cannot use 'command': expected an array of strings");
-    }
-    if (config.command.some((a) => a.includes("\0"))) {
-      throw new TypeError("Cannot use 'command': an argument contains NUL");
-    }
+  if (config.run !== undefined && config.entrypoint !== undefined) {
+    throw new TypeError("Cannot use both 'run' and 'entrypoint': 'run' is a shell command");
   }
+  validateArgs(config.command, "command");
+  validateArgs(config.entrypoint, "entrypoint");
   for (const field of ["runtime", "snapshotter", "platform", "stepName", "namespace"] as const) {
     const value = config[field];
     if (value === undefined) continue;
@@ -363,7 +295,18 @@ export function validateStepConfig(config: StepConfig): ValidatedStep {
     memoryBytes: config.memory === undefined ? undefined : parseMemory(config.memory),
     cpus: config.cpu === undefined ? undefined : parseCpu(config.cpu),
     envEntries,
+    inputs: validateInputs(config.inputs),
   };
+}
+
+/** Checks an argv field: an array of strings without NUL. */
+export function validateArgs(value: unknown, field: string): void {
+  if (value === undefined) return;
+  if (!Array.isArray(value) || value.some((a) => typeof a !== "string")) {
+    throw new TypeError(`Cannot use '${field}': expected an array of strings`);
+  }
+  const i = value.findIndex((a) => a.includes("\0"));
+  if (i >= 0) throw new TypeError(`Cannot use '${field}': argument ${i} contains NUL`);
 }
 
 /** Reads the `seccomp` field: the default profile, none, or a JSON profile from a file. */

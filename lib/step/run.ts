@@ -29,6 +29,7 @@ import {
 } from "../oci/spec.ts";
 import type { CapturedOutput } from "../runtime/capture.ts";
 import { createContainerTask } from "../runtime/container.ts";
+import { checkInputSources } from "../runtime/inputs.ts";
 import { removeContainer } from "../runtime/remove.ts";
 import { TaskStatus } from "../../proto/gen/types.ts";
 import { defaultSnapshotter, newContainerId } from "../runtime/task.ts";
@@ -199,7 +200,9 @@ export function buildStepSpec(
 ): OciSpec {
   const opts: SpecOpt[] = [withImageConfig(imageConfig)];
   if (step.run !== undefined) opts.push(withArgs(["/bin/sh", "-c", step.run]));
-  else if (step.command !== undefined) {
+  else if (step.entrypoint !== undefined) {
+    opts.push(withArgs([...step.entrypoint, ...step.command ?? []]));
+  } else if (step.command !== undefined) {
     opts.push(withArgs([...(imageConfig?.Entrypoint ?? []), ...step.command]));
   }
   opts.push(withEnv(step.envEntries));
@@ -253,6 +256,7 @@ async function runOn(
   const signal = options.signal;
   await retryLeftovers(client);
   if (client.address.transport === "unix") await assertVolumeSources(step);
+  await checkInputSources(step.inputs);
   if (step.snapshotter !== undefined) await assertSnapshotter(client, step.snapshotter);
   const image = await ensureStepImage(client, step, options);
   const containerId = newContainerId(step.stepName);
@@ -278,6 +282,10 @@ async function runOn(
       maxOutputBytes: step.maxOutputBytes,
     },
     leaseExpireMs: (step.timeoutMs ?? 24 * 3600_000) + grace + 3600_000,
+    inputs: {
+      inputs: step.inputs,
+      owner: { uid: spec.process.user.uid, gid: spec.process.user.gid },
+    },
   });
   let ending: Ending;
   try {
