@@ -181,6 +181,24 @@ export {
   createContainerTask,
   type CreatedTask,
 } from "./lib/runtime/container.ts";
+export {
+  applyInputs,
+  type Input,
+  type InputOwner,
+  INPUTS_MEDIA_TYPE,
+  packInputs,
+  validateInputs,
+  writeInputs,
+} from "./lib/runtime/inputs.ts";
+export {
+  encodeTarGlobalHeader,
+  encodeTarHeader,
+  TAR_BLOCK,
+  tarEnd,
+  tarHeaderChecksum,
+  tarPadding,
+  type TarWriteEntry,
+} from "./lib/archive/tar_write.ts";
 export { DEFAULT_SNAPSHOTTER_LABEL, LABELS, LEASE_EXPIRE_LABEL, MANAGED_BY } from "./lib/labels.ts";
 export { removeContainer, type RemoveContainerOptions } from "./lib/runtime/remove.ts";
 export {

@@ -72,6 +72,8 @@ export {
   StepTimeoutError,
 } from "./lib/step/errors.ts";
 export type { BindMount } from "./lib/oci/spec.ts";
+export { parseInput, parseOctalMode } from "./lib/step/volume.ts";
+export type { Input } from "./lib/runtime/inputs.ts";
 
 // Services
 export {

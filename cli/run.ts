@@ -9,25 +9,20 @@ import { progressDisplay } from "./progress.ts";
 import { type Command, Option } from "@commander-js/extra-typings";
 import {
   type Cli,
-  CliError,
-  collect,
   durationArg,
   err,
   errorLine,
   examples,
   EXIT_TIMEOUT,
   interruptible,
-  keyValue,
-  keyValues,
   lineWriter,
   out,
-  positiveInt,
   PROGRAM,
 } from "./common.ts";
 import { newContainerId } from "../lib/runtime/task.ts";
-import { type StepConfig, validateStepConfig } from "../lib/step/config.ts";
+import { validateStepConfig } from "../lib/step/config.ts";
 import { StepError, StepTimeoutError } from "../lib/step/errors.ts";
-import { parseVolume } from "../lib/step/volume.ts";
+import { addStepOptions, type StepFlags, stepFromFlags } from "./step_flags.ts";
 import type { StepResult } from "../lib/step/run.ts";
 
 /** How much of each stream `run` keeps in memory when it streams the output (not --json). */
@@ -35,227 +30,6 @@ const STREAMED_TAIL_BYTES = 64 * 1024;
 
 /** Loaded when a command runs, so that `--help` and other commands do not load it. */
 const stepRunner = () => import("../lib/step/run.ts");
-
-/** The step flags of `run` and `spec`, as commander parses them. */
-export interface StepFlags {
-  /** `--plain-http` */
-  plainHttp?: boolean;
-  /** `--file` */
-  file?: string;
-  /** `--image` */
-  image?: string;
-  /** `--run` */
-  run?: string;
-  /** `--name` */
-  name?: string;
-  /** `--env` */
-  env?: string[];
-  /** `--env-file` */
-  envFile?: string[];
-  /** `--data` */
-  data?: string[];
-  /** `--volume` */
-  volume?: string[];
-  /** `--workdir` */
-  workdir?: string;
-  /** `--user` */
-  user?: string;
-  /** `--network` */
-  network?: "none" | "host";
-  /** `--memory` */
-  memory?: string;
-  /** `--cpu` */
-  cpu?: string;
-  /** `--timeout` (ms) */
-  timeout?: number;
-  /** `--label` */
-  label?: string[];
-  /** `--pull` */
-  pull?: "if-not-present" | "always" | "never";
-  /** `--platform` */
-  platform?: string;
-  /** `--runtime` */
-  runtime?: string;
-  /** `--snapshotter` */
-  snapshotter?: string;
-  /** `--seccomp` */
-  seccomp?: string;
-  /** `--runc-root` */
-  runcRoot?: string;
-  /** `--max-output-bytes` */
-  maxOutputBytes?: number;
-}
-
-/** Adds the step flags (shared by `run` and `spec`) to a command. */
-function addStepOptions<C extends Command<[string[]], Record<string, unknown>>>(cmd: C): C {
-  cmd
-    .optionsGroup("Step:")
-    .option(
-      "-f, --file <step.yaml>",
-      "read the step from a YAML file (wfe's keys); flags override it",
-    )
-    .option("--image <ref>", "image to run, e.g. alpine:3.18 (required, here or in the file)")
-    .option("--run <script>", "shell command: runs as /bin/sh -c SCRIPT instead of CMD ARGS")
-    .option("--name <name>", "step name: output data keys <name>.stdout, ..., and labels")
-    .option(
-      "-e, --env <KEY=VALUE>",
-      "environment variable; KEY alone copies ours (repeatable)",
-      collect,
-    )
-    .option("--env-file <file>", "read KEY=VALUE lines from a file (repeatable)", collect)
-    .option(
-      "--data <KEY=VALUE>",
-      "workflow data: becomes env KEY in upper case (repeatable)",
-      collect,
-    )
-    .option(
-      "-v, --volume <SRC:DST[:ro]>",
-      "bind mount from the daemon's host (repeatable)",
-      collect,
-    )
-    .option("-w, --workdir <dir>", "working directory (default: the image's, else /)")
-    .option(
-      "-u, --user <user>",
-      "uid[:gid] or name[:group] (default: the image's User, else 65534:65534)",
-    )
-    .optionsGroup("Network and limits:")
-    .addOption(
-      new Option("--network <mode>", "none: only lo; host: the host's network").choices(
-        ["none", "host"] as const,
-      ),
-    )
-    .option("-m, --memory <size>", "memory limit, e.g. 512m or 1g (no swap on top)")
-    .option("--cpu <cores>", "CPU limit in cores, e.g. 1.5")
-    .option(
-      "--timeout <duration>",
-      "kill the step after 30s, 5m, 1h or milliseconds (exit 124)",
-      durationArg,
-    )
-    .option(
-      "--max-output-bytes <n>",
-      "keep the last N bytes of each stream (default 16 MiB)",
-      positiveInt,
-    )
-    .optionsGroup("Container:")
-    .option("-l, --label <KEY=VALUE>", "label on the container (repeatable)", collect)
-    .addOption(
-      new Option(
-        "--pull <policy>",
-        "image pull policy: if-not-present pulls a missing image, always asks the registry",
-      ).choices(
-        ["if-not-present", "never", "always"] as const,
-      ),
-    )
-    .option("--plain-http", "pull from the image's registry over plain HTTP")
-    .option("--platform <os/arch>", "image platform, e.g. linux/arm64 (default: this host's)")
-    .option("--runtime <name>", "runtime (default: io.containerd.runc.v2)")
-    .option("--snapshotter <name>", "snapshotter (default: the namespace's, else overlayfs)")
-    .option(
-      "--seccomp <profile>",
-      "seccomp filter: default (containerd's profile), unconfined, or a JSON profile file",
-    )
-    .option("--runc-root <dir>", "runc state directory (runc option root)");
-  return cmd;
-}
-
-function parseEnvFile(path: string): Record<string, string> {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
-    throw new CliError(`--env-file ${path}: ${why}`);
-  }
-  const env: Record<string, string> = {};
-  for (const [i, raw] of text.split("\n").entries()) {
-    const line = raw.replace(/\r$/, "");
-    if (line.trim() === "" || line.trimStart().startsWith("#")) continue;
-    const [key, value] = keyValue(
-      line.replace(/^export\s+/, ""),
-      `--env-file ${path}:${i + 1}:`,
-      true,
-    );
-    env[key] = value;
-  }
-  return env;
-}
-
-/**
- * Builds the step from a step file (if any), the flags and the command
- * after `--`; flags win over the file. Checks it before anything connects.
- *
- * @example
- * ```ts
- * import { buildProgram } from "../cli.ts";
- * import { stepFromFlags } from "./run.ts";
- *
- * const { cli } = buildProgram();
- * const step = await stepFromFlags(cli, { image: "alpine:3.18", env: ["A=1"] }, ["echo", "hi"]);
- * step.command; // ["echo", "hi"]
- * ```
- */
-export async function stepFromFlags(
-  cli: Cli,
-  flags: StepFlags,
-  command: string[],
-): Promise<StepConfig> {
-  // The YAML parser loads only for --file (importing it costs ~80 ms).
-  const file: Partial<StepConfig> = flags.file
-    ? await (await import("../lib/step/file.ts")).readStepFile(flags.file)
-    : {};
-  if (flags.run !== undefined && command.length > 0) {
-    throw new CliError("give either --run SCRIPT or a command after --, not both");
-  }
-  const env = {
-    ...file.env,
-    ...Object.assign({}, ...(flags.envFile ?? []).map(parseEnvFile)),
-    ...keyValues(flags.env, "--env", true),
-  };
-  const labels = { ...file.labels, ...keyValues(flags.label, "--label") };
-  const volumes = [
-    ...(file.volumes ?? []),
-    ...(flags.volume ?? []).map((v) => parseVolume(v, "--volume")),
-  ];
-  const image = flags.image ?? file.image;
-  if (!image) throw new CliError("no image: pass --image IMAGE or set 'image' in the step file");
-  const config: StepConfig = {
-    ...file,
-    image,
-    env: Object.keys(env).length > 0 ? env : undefined,
-    labels: Object.keys(labels).length > 0 ? labels : undefined,
-    volumes: volumes.length > 0 ? volumes : undefined,
-    containerdAddr: cli.address(file.containerdAddr).address,
-    namespace: cli.namespace(file.namespace),
-  };
-  if (flags.run !== undefined) {
-    config.run = flags.run;
-    delete config.command;
-  } else if (command.length > 0) {
-    config.command = command;
-    delete config.run;
-  }
-  const set = <K extends keyof StepConfig>(key: K, value: StepConfig[K] | undefined) => {
-    if (value !== undefined) config[key] = value;
-  };
-  set("stepName", flags.name);
-  set("workingDir", flags.workdir);
-  set("user", flags.user);
-  set("network", flags.network);
-  set("memory", flags.memory);
-  set("cpu", flags.cpu);
-  set("timeoutMs", flags.timeout);
-  set("maxOutputBytes", flags.maxOutputBytes);
-  set("pull", flags.pull);
-  set("platform", flags.platform);
-  set("runtime", flags.runtime);
-  set("snapshotter", flags.snapshotter);
-  set("seccomp", flags.seccomp);
-  if (flags.data?.length) config.workflowData = keyValues(flags.data, "--data");
-  if (flags.runcRoot !== undefined) config.runcOptions = { root: flags.runcRoot };
-  if (flags.timeout === 0) throw new CliError("--timeout must be longer than 0");
-  validateStepConfig(config);
-  return config;
-}
 
 /** What `run --json` prints. */
 export interface RunJson {

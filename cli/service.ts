@@ -25,6 +25,7 @@ import {
   table,
 } from "./common.ts";
 import { isNotFound } from "../lib/grpc/errors.ts";
+import { parseInput } from "../lib/step/volume.ts";
 import { LABELS, MANAGED_BY } from "../lib/labels.ts";
 import type { ReadinessCheck, ReadinessOptions } from "../lib/service/readiness.ts";
 
@@ -172,6 +173,11 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
       collect,
     )
     .option("--entrypoint <program>", "replace the image's Entrypoint")
+    .option(
+      "-i, --input <SRC:TARGET[:MODE]>",
+      "copy a file or directory from here into the container before it starts (repeatable)",
+      collect,
+    )
     .option("-m, --memory <size>", "memory limit, e.g. 256m")
     .option("--cpu <cores>", "CPU limit in cores, e.g. 0.5")
     .option("-l, --label <KEY=VALUE>", "label on the container (repeatable)", collect)
@@ -219,7 +225,8 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
         client,
         signal: interrupt.signal,
         name,
-        command: opts.entrypoint !== undefined ? [opts.entrypoint] : undefined,
+        entrypoint: opts.entrypoint !== undefined ? [opts.entrypoint] : undefined,
+        inputs: opts.input?.map((v) => parseInput(v, "--input", Deno.cwd())),
         args: command.length > 0 ? command : undefined,
         ports: opts.port ?? [],
         readiness,

@@ -116,7 +116,9 @@ export async function checkInputSources(inputs: readonly Input[], field = "input
 
 /** Owner of inputs that give no uid/gid: the container's user. */
 export interface InputOwner {
+  /** User id. */
   uid: number;
+  /** Group id. */
   gid: number;
 }
 

@@ -24,7 +24,8 @@ import {
   validPort,
   waitReady,
 } from "./readiness.ts";
-import { type PullPolicy, validateStepConfig } from "../step/config.ts";
+import { type PullPolicy, validateArgs, validateStepConfig } from "../step/config.ts";
+import { checkInputSources, type Input } from "../runtime/inputs.ts";
 import type { PullProgress } from "../image/store.ts";
 import type { RegistryClient, RegistryClientOptions } from "../registry/client.ts";
 import { buildStepSpec, ensureStepImage } from "../step/run.ts";
@@ -35,6 +36,11 @@ export interface RunServiceOptions {
   /** Service name for `SVC_<NAME>_HOST/PORT` and labels; defaults to the container id. */
   name?: string;
   /** Replaces the image's Entrypoint (and, unless `args` is given, its Cmd). */
+  entrypoint?: string[];
+  /**
+   * The old name of `entrypoint`.
+   * @deprecated Use `entrypoint`; `command` will take Docker's meaning (the Cmd) as in steps.
+   */
   command?: string[];
   /** Replaces the image's Cmd. */
   args?: string[];
@@ -79,6 +85,8 @@ export interface RunServiceOptions {
   seccomp?: string;
   /** Cancels starting (and waiting for readiness); what was created is removed. */
   signal?: AbortSignal;
+  /** Files, directories or tar streams placed in the container before it starts (owner 0:0 by default). */
+  inputs?: Input[];
 }
 
 /** A running service. */
@@ -129,7 +137,7 @@ export function serviceEnvPrefix(name: string): string {
  * import { cleanupService, runService } from "@wfe/containerd";
  *
  * const svc = await runService(undefined, "svc-web", "wfe.test/busybox:one-layer", {}, {
- *   command: ["httpd", "-f", "-p", "8080"],
+ *   entrypoint: ["httpd", "-f", "-p", "8080"],
  *   ports: [8080],
  *   readiness: { check: { http: { port: 8080 } }, intervalMs: 200, timeoutMs: 10_000 },
  * });
@@ -154,15 +162,13 @@ export async function runService(
   if (typeof name !== "string" || name.trim() === "" || /[\0\n\r]/.test(name)) {
     throw new TypeError(`Cannot use name ${JSON.stringify(name)}: expected a non-empty string`);
   }
-  for (const field of ["command", "args"] as const) {
-    const value = options[field];
-    if (
-      value !== undefined && (!Array.isArray(value) || value.some((a) => typeof a !== "string"))
-    ) {
-      throw new TypeError(
-        `Cannot use ${field} ${JSON.stringify(value)}: expected an array of strings`,
-      );
-    }
+  for (const field of ["entrypoint", "command", "args"] as const) {
+    validateArgs(options[field], field);
+  }
+  if (options.entrypoint !== undefined && options.command !== undefined) {
+    throw new TypeError(
+      "Cannot use both 'entrypoint' and 'command': 'command' is the old name of 'entrypoint'",
+    );
   }
   const ports = (options.ports ?? []).map((p, i) => validPort(p, `ports[${i}]`));
   const host = options.host ?? "127.0.0.1";
@@ -185,6 +191,7 @@ export async function runService(
     seccomp: options.seccomp,
     platform: options.platform,
     stepName: name,
+    inputs: options.inputs,
   });
   options.signal?.throwIfAborted();
   return await withClient(
@@ -234,10 +241,12 @@ async function start(
   if (client.address.transport === "unix") {
     for (const port of ports) assertPortFree(port, containerId);
   }
+  await checkInputSources(step.inputs);
   const resolved = await ensureStepImage(client, step, options);
   const imageConfig: ImageProcessConfig = { ...resolved.config.config };
-  if (options.command) {
-    imageConfig.Entrypoint = options.command;
+  const entrypoint = options.entrypoint ?? options.command;
+  if (entrypoint) {
+    imageConfig.Entrypoint = entrypoint;
     imageConfig.Cmd = options.args ?? [];
   } else if (options.args) imageConfig.Cmd = options.args;
   const spec = buildStepSpec(step, imageConfig, { uid: 0, gid: 0 }, client.namespace, containerId);
@@ -268,6 +277,7 @@ async function start(
     },
     capture: { ioDir: options.ioDir, onStdout: onLine, onStderr: onLine },
     leaseExpireMs: 24 * 3600_000,
+    inputs: { inputs: step.inputs, owner: { uid: 0, gid: 0 } },
   });
 
   const fail = async (message: string, extra: { exitCode?: number; lastError?: string }) => {

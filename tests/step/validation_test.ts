@@ -349,7 +349,15 @@ const SERVICE_CASES: [string, string, string, Record<string, unknown>, ErrorCons
       "IMAGE",
       { command: "sh" },
       TypeError,
-      'Cannot use command "sh": expected an array of strings',
+      "Cannot use 'command': expected an array of strings",
+    ],
+    [
+      "entrypoint and its old name command",
+      "svc-v",
+      "IMAGE",
+      { entrypoint: ["sh"], command: ["sh"] },
+      TypeError,
+      "Cannot use both 'entrypoint' and 'command'",
     ],
     [
       "args with a number",
@@ -357,7 +365,7 @@ const SERVICE_CASES: [string, string, string, Record<string, unknown>, ErrorCons
       "IMAGE",
       { args: ["-c", 1] },
       TypeError,
-      'Cannot use args ["-c",1]: expected an array of strings',
+      "Cannot use 'args': expected an array of strings",
     ],
     [
       "empty host",
