@@ -190,6 +190,7 @@ export {
   validateInputs,
   writeInputs,
 } from "./lib/runtime/inputs.ts";
+export { type OomWatch, type StartFailure, startFailure, watchOom } from "./lib/runtime/oom.ts";
 export {
   encodeTarGlobalHeader,
   encodeTarHeader,

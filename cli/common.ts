@@ -6,6 +6,7 @@
  * @module
  */
 
+export { formatBytes } from "../lib/_util/bytes.ts";
 import { type Command, InvalidArgumentError } from "@commander-js/extra-typings";
 import { isAbsolute, resolve } from "node:path";
 import { DEFAULT_ADDRESS } from "../lib/grpc/address.ts";
@@ -347,18 +348,6 @@ export function table(header: string[], rows: string[][]): string {
 /** Formats an age in whole seconds (or ms below a second): `250ms`, `42s`, `1h2m3s`. */
 export function formatAge(ms: number): string {
   return formatDuration(ms < 1000 ? ms : Math.round(ms / 1000) * 1000);
-}
-
-/** Formats a byte count: `512 B`, `1.5 KiB`, `12.3 MiB`. */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /** Formats an "examples" help block: a heading and indented lines. */

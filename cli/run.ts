@@ -14,13 +14,14 @@ import {
   errorLine,
   examples,
   EXIT_TIMEOUT,
+  formatBytes,
   interruptible,
   lineWriter,
   out,
   PROGRAM,
 } from "./common.ts";
 import { newContainerId } from "../lib/runtime/task.ts";
-import { validateStepConfig } from "../lib/step/config.ts";
+import { parseMemory, validateStepConfig } from "../lib/step/config.ts";
 import { StepError, StepTimeoutError } from "../lib/step/errors.ts";
 import { addStepOptions, type StepFlags, stepFromFlags } from "./step_flags.ts";
 import type { StepResult } from "../lib/step/run.ts";
@@ -37,6 +38,8 @@ export interface RunJson {
   exitCode: number;
   /** Whether the step was killed at its timeout. */
   timedOut: boolean;
+  /** Whether the kernel killed the step for going over its memory limit. */
+  oomKilled: boolean;
   /** stdout. */
   stdout: string;
   /** stderr. */
@@ -124,6 +127,9 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
         result = e.result as StepResult;
         timedOut = e instanceof StepTimeoutError;
         if (timedOut && !flags.json) err(`error: ${errorLine(e)}\n`);
+        if (result.oomKilled && !flags.json) {
+          err(`killed: out of memory (limit ${formatBytes(parseMemory(config.memory!))})\n`);
+        }
       } finally {
         interrupt.done();
       }
@@ -132,6 +138,7 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
         const json: RunJson = {
           exitCode: result.exitCode,
           timedOut,
+          oomKilled: result.oomKilled,
           stdout: result.stdout,
           stderr: result.stderr,
           outputs: result.outputs,

@@ -39,3 +39,16 @@ export function indexOfByte(bytes: Uint8Array, value: number, from = 0): number 
   for (let i = start + count * 4; i < n; i++) if (bytes[i] === value) return i;
   return -1;
 }
+
+/** Formats a byte count: `512 B`, `1.5 KiB`, `12.3 MiB`, `64 MiB` (a whole number without decimals). */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  if (unit === 0) return `${bytes} B`;
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
+}

@@ -8,28 +8,18 @@
 import { type ContainerdClient, withClient } from "../grpc/connection.ts";
 import { imageUserFiles } from "../image/user_files.ts";
 import { ensureImage } from "../image/policy.ts";
-import { defaultSeccompProfile, kernelAtLeast } from "../oci/seccomp.ts";
 import type { ResolvedImage } from "../image/resolve.ts";
 import type { PullProgress } from "../image/store.ts";
 import type { RegistryClient, RegistryClientOptions } from "../registry/client.ts";
-import {
-  buildSpec,
-  type ImageProcessConfig,
-  type OciSpec,
-  type SpecOpt,
-  withArgs,
-  withBindMounts,
-  withCpus,
-  withCwd,
-  withEnv,
-  withImageConfig,
-  withMemoryLimit,
-  withNetwork,
-  withUser,
-} from "../oci/spec.ts";
+import type { OciSpec } from "../oci/spec.ts";
+import { buildStepSpec } from "./spec.ts";
+
+export { buildStepSpec };
 import type { CapturedOutput } from "../runtime/capture.ts";
 import { createContainerTask } from "../runtime/container.ts";
 import { checkInputSources } from "../runtime/inputs.ts";
+import { formatBytes } from "../_util/bytes.ts";
+import { type StartFailure, startFailure, watchOom } from "../runtime/oom.ts";
 import { removeContainer } from "../runtime/remove.ts";
 import { TaskStatus } from "../../proto/gen/types.ts";
 import { defaultSnapshotter, newContainerId } from "../runtime/task.ts";
@@ -95,12 +85,14 @@ export interface StepResult {
   durationMs: number;
   /** Failures while tearing down (never masking the step's own result). */
   cleanupErrors: Error[];
+  /**
+   * Whether the kernel killed the step for going over its `memory` limit
+   * (watched only when the step has one).
+   */
+  oomKilled: boolean;
 }
 
 const TAIL_CHARS = 4096;
-
-/** The largest spec sent: containerd's 16 MiB message limit, less room for the rest of the request. */
-const MAX_SPEC_BYTES = 15 * 1024 * 1024;
 
 /**
  * Runs a command in a fresh container from an image, captures stdout and
@@ -184,64 +176,6 @@ export async function stepSpec(
   return buildStepSpec(step, imageConfig, user, client.namespace, containerId);
 }
 
-/**
- * Builds a step's runtime spec from resolved parts, without I/O: containerd's
- * default spec, the image config, then the step (run or command, env,
- * working dir, user and capabilities, volumes, network, limits).
- *
- * @throws {TypeError} When neither the step nor the image gives a command.
- */
-export function buildStepSpec(
-  step: ValidatedStep,
-  imageConfig: ImageProcessConfig | undefined,
-  user: { uid: number; gid: number; additionalGids?: number[] },
-  namespace: string,
-  containerId: string,
-): OciSpec {
-  const opts: SpecOpt[] = [withImageConfig(imageConfig)];
-  if (step.run !== undefined) opts.push(withArgs(["/bin/sh", "-c", step.run]));
-  else if (step.entrypoint !== undefined) {
-    opts.push(withArgs([...step.entrypoint, ...step.command ?? []]));
-  } else if (step.command !== undefined) {
-    opts.push(withArgs([...(imageConfig?.Entrypoint ?? []), ...step.command]));
-  }
-  opts.push(withEnv(step.envEntries));
-  if (step.workingDir !== undefined) opts.push(withCwd(step.workingDir));
-  opts.push(withUser(user.uid, user.gid, user.additionalGids));
-  if (step.volumes?.length) {
-    opts.push(withBindMounts(step.volumes, { recursiveReadonly: kernelAtLeast(5, 12) }));
-  }
-  opts.push(withNetwork(step.network, step.network === "host" ? hostName() : undefined));
-  if (step.memoryBytes !== undefined) opts.push(withMemoryLimit(step.memoryBytes));
-  if (step.cpus !== undefined) opts.push(withCpus(step.cpus));
-  const spec = buildSpec(namespace, containerId, opts);
-  if (step.seccompProfile === "default") spec.linux.seccomp = defaultSeccompProfile(spec);
-  else if (step.seccompProfile) spec.linux.seccomp = step.seccompProfile;
-  const specBytes = new TextEncoder().encode(JSON.stringify(spec)).length;
-  if (specBytes > MAX_SPEC_BYTES) {
-    throw new RangeError(
-      `Cannot run image '${step.image}': the runtime spec would be ${specBytes} bytes, more than ` +
-        `the ${MAX_SPEC_BYTES} bytes a containerd message may carry (is 'run', 'command' or 'env' ` +
-        "that large?)",
-    );
-  }
-  if (spec.process.args.length === 0) {
-    throw new TypeError(
-      `Cannot run image '${step.image}': it has no Entrypoint or Cmd and the step gives no ` +
-        "'run' or 'command'",
-    );
-  }
-  return spec;
-}
-
-function hostName(): string | undefined {
-  try {
-    return Deno.hostname();
-  } catch {
-    return undefined;
-  }
-}
-
 function tail(text: string): string {
   return text.length > TAIL_CHARS ? `…${text.slice(-TAIL_CHARS)}` : text;
 }
@@ -264,29 +198,38 @@ async function runOn(
   const snapshotter = step.snapshotter ?? await defaultSnapshotter(client);
   signal?.throwIfAborted();
 
-  const { capture, wait, record } = await createContainerTask(client, {
-    containerId,
-    kind: "step",
-    name: step.stepName ?? "",
-    imageName: image.name,
-    chainId: image.chainId,
-    spec,
-    snapshotter,
-    runtime: step.runtime,
-    runcOptions: step.runcOptions,
-    labels: step.labels,
-    capture: {
-      ioDir: options.ioDir,
-      onStdout: options.onStdout,
-      onStderr: options.onStderr,
-      maxOutputBytes: step.maxOutputBytes,
-    },
-    leaseExpireMs: (step.timeoutMs ?? 24 * 3600_000) + grace + 3600_000,
-    inputs: {
-      inputs: step.inputs,
-      owner: { uid: spec.process.user.uid, gid: spec.process.user.gid },
-    },
-  });
+  let created;
+  try {
+    created = await createContainerTask(client, {
+      containerId,
+      kind: "step",
+      name: step.stepName ?? "",
+      imageName: image.name,
+      chainId: image.chainId,
+      spec,
+      snapshotter,
+      runtime: step.runtime,
+      runcOptions: step.runcOptions,
+      labels: step.labels,
+      capture: {
+        ioDir: options.ioDir,
+        onStdout: options.onStdout,
+        onStderr: options.onStderr,
+        maxOutputBytes: step.maxOutputBytes,
+      },
+      leaseExpireMs: (step.timeoutMs ?? 24 * 3600_000) + grace + 3600_000,
+      inputs: {
+        inputs: step.inputs,
+        owner: { uid: spec.process.user.uid, gid: spec.process.user.gid },
+      },
+    });
+  } catch (err) {
+    const failed = startFailure(err);
+    if (!failed) throw err;
+    throw commandFailed(step, containerId, failed, started, options.onStderr);
+  }
+  const { capture, wait, record } = created;
+  const oom = step.memoryBytes !== undefined ? watchOom(client, containerId) : undefined;
   let ending: Ending;
   try {
     capture.startTailing();
@@ -299,13 +242,20 @@ async function runOn(
       signal,
     );
   } catch (err) {
+    oom?.close();
     const removal = await removeContainer(client, containerId, {
       gracePeriodMs: grace,
       snapshotter,
     });
     await capture.remove().catch(() => {});
+    const failed = startFailure(err);
+    if (failed && removal.errors.length === 0) {
+      throw commandFailed(step, containerId, failed, started, options.onStderr);
+    }
     throw withLeftovers(err, client, containerId, snapshotter, removal.errors);
   }
+  const oomKilled = (await oom?.settle(ending.exitStatus)) ?? false;
+  oom?.close();
 
   // Tasks.Delete drains the output; read it before the capture dir goes.
   let output: CapturedOutput | undefined;
@@ -344,6 +294,7 @@ async function runOn(
     containerId,
     durationMs: performance.now() - started,
     cleanupErrors: removal.errors,
+    oomKilled,
   };
   const failure = {
     exitCode,
@@ -353,6 +304,42 @@ async function runOn(
   };
   if (ending.reason === "abort") throw signal!.reason;
   if (ending.reason === "timeout") throw new StepTimeoutError(failure, step.timeoutMs!);
+  if (oomKilled) {
+    throw new StepError(
+      failure,
+      `container killed: out of memory (limit ${formatBytes(step.memoryBytes!)}), exit code ` +
+        `${exitCode}\nstdout: ${failure.stdoutTail}\nstderr: ${failure.stderrTail}`,
+    );
+  }
   if (exitCode !== 0) throw new StepError(failure);
   return result;
+}
+
+/** A step whose command could not be started: exit 127 or 126 and one line on stderr. */
+function commandFailed(
+  step: ValidatedStep,
+  containerId: string,
+  failed: StartFailure,
+  started: number,
+  onStderr: ((line: string) => void) | undefined,
+): StepError<StepResult> {
+  const stderr = `${failed.message}\n`;
+  onStderr?.(failed.message);
+  const result: StepResult = {
+    exitCode: failed.exitCode,
+    stdout: "",
+    stderr,
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    outputs: {},
+    outputData: buildOutputData(step.stepName ?? "step", "", stderr, failed.exitCode, {}),
+    containerId,
+    durationMs: performance.now() - started,
+    cleanupErrors: [],
+    oomKilled: false,
+  };
+  return new StepError(
+    { exitCode: failed.exitCode, stdoutTail: "", stderrTail: stderr, result },
+    `container could not start its command (exit code ${failed.exitCode}): ${failed.message}`,
+  );
 }

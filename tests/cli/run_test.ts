@@ -36,6 +36,7 @@ containerdTest("cli run --json prints exit code, output, outputs and output data
       "containerId",
       "durationMs",
       "exitCode",
+      "oomKilled",
       "outputData",
       "outputs",
       "stderr",
@@ -307,6 +308,34 @@ containerdTest(
       } finally {
         await Deno.remove(dir, { recursive: true });
       }
+    });
+  },
+);
+
+containerdTest(
+  "cli run says 'killed: out of memory' with the limit, and a missing command exits 127 with one line",
+  async (h) => {
+    await clean(h, async (s) => {
+      const oom = await cli([
+        ...s.g,
+        "run",
+        ...stepFlags(h),
+        "--memory",
+        "16m",
+        "--run",
+        "exec awk 'BEGIN { s = \"x\"; while (1) s = s s }'",
+      ]);
+      assert.equal(oom.code, 137);
+      assert.equal(oom.stderr, "killed: out of memory (limit 16 MiB)\n");
+      const missing = await cli([...s.g, "run", ...stepFlags(h), "--", "nosuch-cmd"]);
+      assert.equal(missing.code, 127);
+      assert.equal(missing.stderr, "nosuch-cmd: executable file not found in $PATH\n");
+      const json = await cli([...s.g, "run", ...stepFlags(h), "--json", "--", "/etc/passwd"]);
+      assert.equal(json.code, 126);
+      assert.equal(
+        JSON.parse(json.stdout).stderr,
+        "/etc/passwd: permission denied (not an executable file)\n",
+      );
     });
   },
 );
