@@ -190,6 +190,8 @@ export {
   validateInputs,
   writeInputs,
 } from "./lib/runtime/inputs.ts";
+export { type CreatedExec, createExec, PROCESS_TYPE_URL } from "./lib/runtime/exec.ts";
+export { serviceCaptureDir } from "./lib/service/logs.ts";
 export { type OomWatch, type StartFailure, startFailure, watchOom } from "./lib/runtime/oom.ts";
 export {
   encodeTarGlobalHeader,

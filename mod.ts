@@ -92,6 +92,12 @@ export {
   serviceLogs,
 } from "./lib/service/manage.ts";
 export { PortInUseError, ServiceError, type ServiceFailure } from "./lib/service/errors.ts";
+export { execInService, type ExecOptions, type ExecResult } from "./lib/service/exec.ts";
+export {
+  type FollowLogsOptions,
+  type FollowLogsResult,
+  followServiceLogs,
+} from "./lib/service/logs.ts";
 export type { RemovedContainer } from "./lib/runtime/remove.ts";
 
 // Leftovers

@@ -6,6 +6,7 @@
  */
 
 import { progressDisplay } from "./progress.ts";
+import { registerServiceIo } from "./service_io.ts";
 import { type Command, Option } from "@commander-js/extra-typings";
 import {
   type Cli,
@@ -335,28 +336,5 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
       }
     });
 
-  service
-    .command("logs")
-    .summary("print a service's output")
-    .description(
-      "Print what a service wrote: its stdout to stdout, its stderr to stderr. The capture files " +
-        "must be reachable here (the same machine, or WFE_IO_DIR on a shared directory).",
-    )
-    .argument("<name>", "service name")
-    .option("--tail <lines>", "only the last N lines of each stream", positiveInt)
-    .addHelpText(
-      "after",
-      examples(`${PROGRAM} service logs web`, `${PROGRAM} service logs db --tail 20`),
-    )
-    .action(async (name, opts) => {
-      await using client = await cli.connect();
-      const logs = await (await serviceManager()).serviceLogs(undefined, name, { client });
-      const tail = (text: string): string => {
-        if (opts.tail === undefined || text === "") return text;
-        const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n");
-        return lines.slice(-opts.tail).join("\n") + "\n";
-      };
-      out(tail(logs.stdout));
-      err(tail(logs.stderr));
-    });
+  registerServiceIo(service, cli);
 }

@@ -6,7 +6,8 @@
 
 import { isIdentifier } from "../_util/identifiers.ts";
 import { type ContainerdClient, type TlsOptions, withClient } from "../grpc/connection.ts";
-import { ContainerdError, GrpcCode, isNotFound } from "../grpc/errors.ts";
+import { isNotFound } from "../grpc/errors.ts";
+import { serviceCaptureDir } from "./logs.ts";
 import { LABELS, MANAGED_BY } from "../labels.ts";
 import { removeContainer, type RemovedContainer } from "../runtime/remove.ts";
 import { taskStatusName } from "../runtime/task.ts";
@@ -161,15 +162,7 @@ export async function serviceLogs(
   options: ServiceClientOptions & { maxBytes?: number } = {},
 ): Promise<{ stdout: string; stderr: string }> {
   return await withClient(addr, options, async (client) => {
-    const { container } = await client.containers.get({ id: containerId });
-    const dir = container?.labels[LABELS.ioDir];
-    if (!dir) {
-      throw new ContainerdError({
-        code: GrpcCode.NOT_FOUND,
-        method: "serviceLogs",
-        details: `${containerId} has no capture directory label`,
-      });
-    }
+    const dir = await serviceCaptureDir(client, containerId, "serviceLogs");
     const max = options.maxBytes ?? 1024 * 1024;
     const read = async (name: string): Promise<string> => {
       const file = await Deno.open(`${dir}/${name}`, { read: true });

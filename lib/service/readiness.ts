@@ -7,6 +7,7 @@
 
 import { deadline, delay, timeoutSignal, within } from "../_util/async.ts";
 import { errorMessage } from "../_util/errors.ts";
+import { createExec } from "../runtime/exec.ts";
 import type { ContainerdClient } from "../grpc/connection.ts";
 import type { OciSpec } from "../oci/spec.ts";
 
@@ -218,21 +219,16 @@ async function execProbe(
   } finally {
     if (umask !== undefined) Deno.umask(umask);
   }
-  const process = { ...spec.process, args: argv, terminal: false };
   try {
-    await client.tasks.exec({
+    const { wait } = await createExec(
+      client,
       containerId,
       execId,
-      stdout: out,
-      stderr: err,
-      spec: {
-        typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process",
-        value: new TextEncoder().encode(JSON.stringify(process)),
-      },
-    });
+      { ...spec.process, args: argv },
+      out,
+      err,
+    );
     try {
-      const wait = client.tasks.wait({ containerId, execId });
-      wait.catch(() => {});
       await client.tasks.start({ containerId, execId });
       if (!await within(wait, budgetMs)) {
         await client.tasks.kill({ containerId, execId, signal: 9 }).catch(() => {});

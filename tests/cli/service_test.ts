@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { assertExists } from "../asserts.ts";
-import { clean, cli, cliCommand, freePort, stepFlags } from "./_cli.ts";
+import { clean, cli, cliCommand, freePort, readUntil, spawnCli, stepFlags } from "./_cli.ts";
 import { connect } from "../../lib/grpc/connection.ts";
 import { containerdTest } from "../harness.ts";
 
@@ -68,6 +68,47 @@ containerdTest("cli service start / ls / logs / stop", async (h) => {
       assert.equal(logs.code, 0, logs.stderr);
       assert.equal(logs.stdout, "serving\n");
       assert.equal(logs.stderr, "warn\n");
+
+      const exec = await cli([
+        ...g,
+        "service",
+        "exec",
+        name,
+        "-e",
+        "X=1",
+        "--",
+        "sh",
+        "-c",
+        'echo "in $X"; echo e >&2; exit 5',
+      ]);
+      assert.deepEqual([exec.code, exec.stdout, exec.stderr], [5, "in 1\n", "e\n"]);
+      const missing = await cli([...g, "service", "exec", name, "--", "nosuch-cmd"]);
+      assert.deepEqual(
+        [missing.code, missing.stderr],
+        [127, "nosuch-cmd: executable file not found in $PATH\n"],
+      );
+      // --follow prints the last line, then what an exec appends to the service's output,
+      // until Ctrl-C.
+      const follow = spawnCli([...g, "service", "logs", name, "--follow", "--tail", "1"]);
+      try {
+        assert.equal(await readUntil(follow.stdout, "serving\n"), "serving\n");
+        const poke = await cli([
+          ...g,
+          "service",
+          "exec",
+          name,
+          "--",
+          "sh",
+          "-c",
+          "echo poked > /proc/1/fd/1",
+        ]);
+        assert.equal(poke.code, 0, poke.stderr);
+        assert.equal(await readUntil(follow.stdout, "poked\n"), "poked\n");
+        follow.child.kill("SIGINT");
+        assert.equal((await follow.child.status).code, 130);
+      } finally {
+        await follow.close();
+      }
 
       const again = await cli([...g, "service", "start", name, "--image", h.images.oneLayer.name]);
       assert.equal(again.code, 125);

@@ -188,7 +188,7 @@ Deno.test("cli: completions print bash (valid syntax), zsh and fish scripts", as
   );
   for (const out of [bash, zsh, fish]) assert.equal(out.code, 0, out.stderr);
   assert.match(bash.stdout, /complete -o filenames -F _wfe_containerd wfe-containerd\n$/);
-  assert.match(bash.stdout, /"service"\) echo "start stop ls logs" ;;/);
+  assert.match(bash.stdout, /"service"\) echo "start stop ls logs exec" ;;/);
   assert.match(bash.stdout, /"run"\) echo "[^"]*--image[^"]*--timeout/);
   assert.match(
     zsh.stdout,
