@@ -23,6 +23,7 @@ const HELP: [string[], string][] = [
   [["service", "stop"], "service-stop"],
   [["service", "ls"], "service-ls"],
   [["service", "logs"], "service-logs"],
+  [["service", "exec"], "service-exec"],
   [["images"], "images"],
   [["images", "ls"], "images-ls"],
   [["images", "rm"], "images-rm"],
