@@ -72,8 +72,10 @@ export {
   StepTimeoutError,
 } from "./lib/step/errors.ts";
 export type { BindMount } from "./lib/oci/spec.ts";
-export { parseInput, parseOctalMode } from "./lib/step/volume.ts";
+export { parseCollect, parseInput, parseOctalMode } from "./lib/step/volume.ts";
 export type { Input } from "./lib/runtime/inputs.ts";
+export type { Collected, CollectSpec } from "./lib/runtime/collect.ts";
+export { copyFromService } from "./lib/service/copy.ts";
 
 // Services
 export {

@@ -25,6 +25,7 @@ import { parseMemory, validateStepConfig } from "../lib/step/config.ts";
 import { StepError, StepTimeoutError } from "../lib/step/errors.ts";
 import { addStepOptions, type StepFlags, stepFromFlags } from "./step_flags.ts";
 import type { StepResult } from "../lib/step/run.ts";
+import type { Collected } from "../lib/runtime/collect.ts";
 
 /** How much of each stream `run` keeps in memory when it streams the output (not --json). */
 const STREAMED_TAIL_BYTES = 64 * 1024;
@@ -40,6 +41,8 @@ export interface RunJson {
   timedOut: boolean;
   /** Whether the kernel killed the step for going over its memory limit. */
   oomKilled: boolean;
+  /** What --collect copied out. */
+  collected: Collected[];
   /** stdout. */
   stdout: string;
   /** stderr. */
@@ -134,11 +137,21 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
         interrupt.done();
       }
       for (const problem of result.cleanupErrors) err(`warning: cleanup: ${problem.message}\n`);
+      if (!flags.json) {
+        for (const c of result.collected) {
+          err(
+            c.found
+              ? `collected ${c.path} to ${c.to} (${c.files.length} file(s))\n`
+              : `collect: the step wrote nothing at ${c.path}\n`,
+          );
+        }
+      }
       if (flags.json) {
         const json: RunJson = {
           exitCode: result.exitCode,
           timedOut,
           oomKilled: result.oomKilled,
+          collected: result.collected,
           stdout: result.stdout,
           stderr: result.stderr,
           outputs: result.outputs,

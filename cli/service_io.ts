@@ -8,6 +8,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import {
   type Cli,
+  CliError,
   collect,
   durationArg,
   err,
@@ -122,5 +123,32 @@ export function registerServiceIo(
       } finally {
         interrupt.done();
       }
+    });
+
+  service
+    .command("cp")
+    .summary("copy what a running service wrote out of its container")
+    .description(
+      "Copy a file or directory out of a service's container to DEST here (which must not " +
+        "exist): what the service created or changed at PATH since it started, read through " +
+        "containerd's differ and content store (works with a remote daemon). Files of the image " +
+        "the service left alone are not copied.",
+    )
+    .argument("<name:path>", "service name and absolute path in its container")
+    .argument("<dest>", "where the copy goes (must not exist)")
+    .addHelpText("after", examples(`${PROGRAM} service cp db:/var/log/db ./db-logs`))
+    .action(async (source, dest) => {
+      const i = source.indexOf(":");
+      if (i <= 0) throw new CliError(`expected NAME:PATH, got '${source}'`);
+      await using client = await cli.connect();
+      const copied = await (await import("../lib/service/copy.ts")).copyFromService(
+        undefined,
+        source.slice(0, i),
+        source.slice(i + 1),
+        dest,
+        { client },
+      );
+      if (!copied.found) throw new CliError(`the service wrote nothing at ${copied.path}`);
+      err(`copied ${copied.path} to ${copied.to} (${copied.files.length} file(s))\n`);
     });
 }

@@ -16,7 +16,7 @@ import {
   positiveInt,
 } from "./common.ts";
 import { type StepConfig, validateStepConfig } from "../lib/step/config.ts";
-import { parseInput, parseVolume } from "../lib/step/volume.ts";
+import { parseCollect, parseInput, parseVolume } from "../lib/step/volume.ts";
 
 /** The step flags of `run` and `spec`, as commander parses them. */
 export interface StepFlags {
@@ -40,6 +40,8 @@ export interface StepFlags {
   volume?: string[];
   /** `--input` */
   input?: string[];
+  /** `--collect` */
+  collect?: string[];
   /** `--entrypoint` */
   entrypoint?: string;
   /** `--workdir` */
@@ -102,6 +104,11 @@ export function addStepOptions<C extends Command<[string[]], Record<string, unkn
     .option(
       "-i, --input <SRC:TARGET[:MODE]>",
       "copy a file or directory from here into the container before it starts (repeatable)",
+      collect,
+    )
+    .option(
+      "-c, --collect <PATH:DEST>",
+      "after the step (also when it fails), copy what it wrote at PATH to DEST here (repeatable)",
       collect,
     )
     .option(
@@ -215,6 +222,10 @@ export async function stepFromFlags(
     ...(file.inputs ?? []),
     ...(flags.input ?? []).map((v) => parseInput(v, "--input", Deno.cwd())),
   ];
+  const collected = [
+    ...(file.collect ?? []),
+    ...(flags.collect ?? []).map((v) => parseCollect(v, "--collect", Deno.cwd())),
+  ];
   const image = flags.image ?? file.image;
   if (!image) throw new CliError("no image: pass --image IMAGE or set 'image' in the step file");
   const config: StepConfig = {
@@ -224,6 +235,7 @@ export async function stepFromFlags(
     labels: Object.keys(labels).length > 0 ? labels : undefined,
     volumes: volumes.length > 0 ? volumes : undefined,
     inputs: inputs.length > 0 ? inputs : undefined,
+    collect: collected.length > 0 ? collected : undefined,
     containerdAddr: cli.address(file.containerdAddr).address,
     namespace: cli.namespace(file.namespace),
   };

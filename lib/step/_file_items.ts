@@ -8,8 +8,9 @@
 import { isMap, isScalar, type Node } from "yaml";
 import type { BindMount } from "../oci/spec.ts";
 import type { Input } from "../runtime/inputs.ts";
+import type { CollectSpec } from "../runtime/collect.ts";
 import { StepFileError, toJS } from "./_file_support.ts";
-import { parseInput, parseOctalMode, parseVolume, resolveSource } from "./volume.ts";
+import { parseCollect, parseInput, parseOctalMode, parseVolume, resolveSource } from "./volume.ts";
 
 type Fail = (problem: string, node?: Node | null, key?: string) => never;
 type Doc = Parameters<Node["toJS"]>[0];
@@ -142,4 +143,41 @@ export function inputOf(
     fail(`'${field}' needs both 'source' and 'target'`, node, "inputs");
   }
   return out as Input;
+}
+
+/** A collect item: a `PATH:DEST` string or a `{ path, to }` mapping. */
+export function collectOf(
+  node: Node | null,
+  index: number,
+  doc: Doc,
+  fail: Fail,
+  baseDir: string | undefined,
+): CollectSpec {
+  const field = `collect[${index}]`;
+  if (isScalar(node) && typeof node.value === "string") {
+    try {
+      return parseCollect(node.value, field, baseDir);
+    } catch (err) {
+      return fail((err as Error).message, node, "collect");
+    }
+  }
+  if (!isMap(node)) {
+    return fail(`'${field}' must be a PATH:DEST string or a {path, to} mapping`, node);
+  }
+  const out: Partial<CollectSpec> = {};
+  for (const [name, value, k, v] of entriesOf(node, doc)) {
+    if (name !== "path" && name !== "to") {
+      fail(`unknown key '${String(name)}' in '${field}'; known keys: path, to`, k, "collect");
+    }
+    if (typeof value !== "string" || value === "") {
+      fail(`'${field}.${name}' must be a path`, v ?? k);
+    }
+    out[name as "path" | "to"] = name === "to"
+      ? resolveSource(value as string, baseDir)
+      : value as string;
+  }
+  if (out.path === undefined || out.to === undefined) {
+    fail(`'${field}' needs both 'path' and 'to'`, node, "collect");
+  }
+  return out as CollectSpec;
 }

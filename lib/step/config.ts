@@ -19,6 +19,7 @@ import { parsePlatform } from "../oci/platform.ts";
 export type { PullPolicy };
 import { parseCpu, parseMemory } from "./limits.ts";
 import { type Input, validateInputs } from "../runtime/inputs.ts";
+import { type CollectSpec, validateCollect } from "../runtime/collect.ts";
 export { MIN_MEMORY_BYTES, parseCpu, parseMemory } from "./limits.ts";
 
 /** Network mode of a step. */
@@ -43,6 +44,12 @@ export interface StepConfig {
    * store: no directory needs to be shared with the daemon.
    */
   inputs?: Input[];
+  /**
+   * Files or directories the step created or changed, copied out after it
+   * exits (also when it fails), through containerd's differ and content
+   * store: no directory needs to be shared with the daemon.
+   */
+  collect?: CollectSpec[];
   /** Environment; wins over `workflowData` and the image's Env. */
   env?: Record<string, string>;
   /** Bind mounts from the daemon's host. */
@@ -126,6 +133,8 @@ export interface ValidatedStep extends StepConfig {
   envEntries: string[];
   /** `inputs`, checked, targets normalised. */
   inputs: Input[];
+  /** `collect`, checked, paths normalised. */
+  collect: CollectSpec[];
   /** The seccomp profile to apply, `undefined` for unconfined. */
   seccompProfile?: SeccompProfile | "default";
 }
@@ -296,6 +305,7 @@ export function validateStepConfig(config: StepConfig): ValidatedStep {
     cpus: config.cpu === undefined ? undefined : parseCpu(config.cpu),
     envEntries,
     inputs: validateInputs(config.inputs),
+    collect: validateCollect(config.collect),
   };
 }
 

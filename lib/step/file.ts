@@ -13,6 +13,8 @@
  * inputs:
  *   - ./src:/work/src
  *   - { source: ./app.conf, target: /etc/app.conf, mode: "0640", uid: 0 }
+ * collect:
+ *   - /work/dist:./dist
  * volumes:
  *   - /srv/cache:/cache:ro
  *   - { source: /srv/out, target: /out }
@@ -24,7 +26,7 @@
 
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { parseVolume } from "./volume.ts";
-import { argsOf, inputOf, volumeOf } from "./_file_items.ts";
+import { argsOf, collectOf, inputOf, volumeOf } from "./_file_items.ts";
 
 export { parseVolume };
 import type { StepConfig } from "./config.ts";
@@ -38,6 +40,7 @@ export const STEP_FILE_KEYS: Readonly<Record<string, keyof StepConfig>> = {
   command: "command",
   entrypoint: "entrypoint",
   inputs: "inputs",
+  collect: "collect",
   env: "env",
   volumes: "volumes",
   working_dir: "workingDir",
@@ -77,7 +80,7 @@ export interface ParseStepFileOptions {
 
 /**
  * Parses a YAML step file with wfe's snake_case keys (`image`, `run`,
- * `command`, `entrypoint`, `inputs`, `env`, `volumes`, `working_dir`, `user`, `network`, `memory`,
+ * `command`, `entrypoint`, `inputs`, `collect`, `env`, `volumes`, `working_dir`, `user`, `network`, `memory`,
  * `cpu`, `pull`, `containerd_addr`, `namespace`, `timeout`,
  * `max_output_bytes`, `platform`, `runtime`, `snapshotter`, `labels`,
  * `step_name` or `name`) into a {@linkcode StepConfig}.
@@ -86,7 +89,8 @@ export interface ParseStepFileOptions {
  * list of `SRC:DST[:ro]` strings or `{ source, target, readonly }` maps;
  * `inputs` a list of `SRC:TARGET[:MODE]` strings or `{ source, target, uid,
  * gid, mode }` maps (relative sources are taken from the file's directory,
- * modes in octal: `"0640"`);
+ * modes in octal: `"0640"`); `collect` a list of `PATH:DEST` strings or
+ * `{ path, to }` maps (relative destinations from the file's directory);
  * numbers and booleans in `env` and `labels` become strings. The values are
  * checked for their YAML type here and fully by {@linkcode validateStepConfig}
  * (which {@linkcode runStep} calls).
@@ -237,6 +241,12 @@ export function parseStepFile(text: string, options: ParseStepFileOptions = {}):
         }
         config.inputs = (valueNode as { items: unknown[] }).items.map((item, i) =>
           inputOf(item as Node | null, i, doc, fail, options.baseDir)
+        );
+        break;
+      case "collect":
+        if (!isSeq(valueNode)) bad("a list of PATH:DEST strings or {path, to} mappings");
+        config.collect = (valueNode as { items: unknown[] }).items.map((item, i) =>
+          collectOf(item as Node | null, i, doc, fail, options.baseDir)
         );
         break;
       case "env":

@@ -18,11 +18,13 @@ export { buildStepSpec };
 import type { CapturedOutput } from "../runtime/capture.ts";
 import { createContainerTask } from "../runtime/container.ts";
 import { checkInputSources } from "../runtime/inputs.ts";
+import { checkCollectTargets, type Collected, collectFromSnapshot } from "../runtime/collect.ts";
+import { errorMessage } from "../_util/errors.ts";
 import { formatBytes } from "../_util/bytes.ts";
 import { type StartFailure, startFailure, watchOom } from "../runtime/oom.ts";
 import { removeContainer } from "../runtime/remove.ts";
 import { TaskStatus } from "../../proto/gen/types.ts";
-import { defaultSnapshotter, newContainerId } from "../runtime/task.ts";
+import { defaultSnapshotter, leaseIdOf, newContainerId } from "../runtime/task.ts";
 import { DEFAULT_USER, needsImageFiles, parseUserSpec, resolveUser } from "../runtime/user.ts";
 import { type StepConfig, type ValidatedStep, validateStepConfig } from "./config.ts";
 import { StepError, StepOutputError, StepTimeoutError } from "./errors.ts";
@@ -85,6 +87,8 @@ export interface StepResult {
   durationMs: number;
   /** Failures while tearing down (never masking the step's own result). */
   cleanupErrors: Error[];
+  /** What `collect` copied out, one entry per item, in order. */
+  collected: Collected[];
   /**
    * Whether the kernel killed the step for going over its `memory` limit
    * (watched only when the step has one).
@@ -191,6 +195,7 @@ async function runOn(
   await retryLeftovers(client);
   if (client.address.transport === "unix") await assertVolumeSources(step);
   await checkInputSources(step.inputs);
+  await checkCollectTargets(step.collect);
   if (step.snapshotter !== undefined) await assertSnapshotter(client, step.snapshotter);
   const image = await ensureStepImage(client, step, options);
   const containerId = newContainerId(step.stepName);
@@ -259,6 +264,8 @@ async function runOn(
 
   // Tasks.Delete drains the output; read it before the capture dir goes.
   let output: CapturedOutput | undefined;
+  let collected: Collected[] = [];
+  let collectError: unknown;
   const removal = await removeContainer(client, containerId, {
     gracePeriodMs: grace,
     snapshotter,
@@ -269,6 +276,18 @@ async function runOn(
     afterTaskDelete: async () => {
       await capture.stopTailing();
       output = await capture.read();
+      if (step.collect.length === 0) return;
+      // After Tasks.Delete nothing writes to the snapshot; the lease still holds it.
+      try {
+        collected = await collectFromSnapshot(
+          client.withLease(leaseIdOf(containerId)),
+          { snapshotter, key: containerId, parent: image.chainId },
+          step.collect,
+          containerId,
+        );
+      } catch (err) {
+        collectError = err;
+      }
     },
   });
   await capture.remove().catch(() => {});
@@ -280,6 +299,13 @@ async function runOn(
       stopped: ending.reason === "lost",
       cause: ending.lost ?? removal.errors[0] ?? new Error("the output was not read"),
     });
+  }
+  if (collectError !== undefined) {
+    throw new Error(
+      `Cannot collect files from step ${containerId} (exit code ${ending.exitStatus}): ` +
+        errorMessage(collectError),
+      { cause: collectError },
+    );
   }
   const exitCode = ending.exitStatus;
   const stepName = step.stepName ?? "step";
@@ -294,6 +320,7 @@ async function runOn(
     containerId,
     durationMs: performance.now() - started,
     cleanupErrors: removal.errors,
+    collected,
     oomKilled,
   };
   const failure = {
@@ -336,6 +363,7 @@ function commandFailed(
     containerId,
     durationMs: performance.now() - started,
     cleanupErrors: [],
+    collected: [],
     oomKilled: false,
   };
   return new StepError(

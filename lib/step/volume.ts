@@ -8,6 +8,7 @@
 
 import type { BindMount } from "../oci/spec.ts";
 import type { Input } from "../runtime/inputs.ts";
+import type { CollectSpec } from "../runtime/collect.ts";
 
 /**
  * Parses a bind mount written as `SRC:DST`, `SRC:DST:ro` or `SRC:DST:rw`
@@ -87,4 +88,25 @@ export function parseInput(spec: string, field = "input", baseDir?: string): Inp
 export function resolveSource(path: string, baseDir?: string): string {
   if (path.startsWith("/") || baseDir === undefined) return path;
   return `${baseDir.replace(/\/+$/, "")}/${path.replace(/^\.\//, "")}`;
+}
+
+/**
+ * Parses a collect item written as `PATH:DEST` (PATH in the container, DEST
+ * on this side; a relative DEST is taken from `baseDir`).
+ *
+ * @throws {TypeError} When the text is not two non-empty parts.
+ *
+ * @example
+ * ```ts
+ * import { parseCollect } from "@wfe/containerd";
+ *
+ * parseCollect("/out:/tmp/out"); // { path: "/out", to: "/tmp/out" }
+ * ```
+ */
+export function parseCollect(spec: string, field = "collect", baseDir?: string): CollectSpec {
+  const i = spec.indexOf(":");
+  if (i <= 0 || i === spec.length - 1) {
+    throw new TypeError(`Cannot parse ${field} '${spec}': expected PATH:DEST`);
+  }
+  return { path: spec.slice(0, i), to: resolveSource(spec.slice(i + 1), baseDir) };
 }

@@ -33,6 +33,7 @@ containerdTest("cli run --json prints exit code, output, outputs and output data
     assert.equal(stderr, "");
     const result = JSON.parse(stdout);
     assert.deepEqual(Object.keys(result).sort(), [
+      "collected",
       "containerId",
       "durationMs",
       "exitCode",
@@ -285,13 +286,20 @@ containerdTest(
           `${dir}/tree:/data`,
           "-i",
           `${dir}/one.sh:/bin/one.sh:0755`,
+          "--collect",
+          `/made:${dir}/made`,
+          "--user",
+          "0:0",
           "--entrypoint",
           "/bin/sh",
           "--",
           "-c",
-          "cat /data/t.txt; stat -c %a /bin/one.sh; /bin/one.sh x",
+          "cat /data/t.txt; stat -c %a /bin/one.sh; /bin/one.sh x; mkdir /made; echo m > /made/m",
+          "--user",
+          "0:0",
         ]);
-        assert.equal(stderr, "");
+        assert.equal(stderr, `collected /made to ${dir}/made (1 file(s))\n`);
+        assert.equal(await Deno.readTextFile(`${dir}/made/m`), "m\n");
         assert.equal(code, 0);
         assert.equal(stdout, "from a tree\n755\nfrom a script x\n");
         const bad = await cli([

@@ -24,6 +24,7 @@ const HELP: [string[], string][] = [
   [["service", "ls"], "service-ls"],
   [["service", "logs"], "service-logs"],
   [["service", "exec"], "service-exec"],
+  [["service", "cp"], "service-cp"],
   [["images"], "images"],
   [["images", "ls"], "images-ls"],
   [["images", "rm"], "images-rm"],
@@ -189,7 +190,7 @@ Deno.test("cli: completions print bash (valid syntax), zsh and fish scripts", as
   );
   for (const out of [bash, zsh, fish]) assert.equal(out.code, 0, out.stderr);
   assert.match(bash.stdout, /complete -o filenames -F _wfe_containerd wfe-containerd\n$/);
-  assert.match(bash.stdout, /"service"\) echo "start stop ls logs exec" ;;/);
+  assert.match(bash.stdout, /"service"\) echo "start stop ls logs exec cp" ;;/);
   assert.match(bash.stdout, /"run"\) echo "[^"]*--image[^"]*--timeout/);
   assert.match(
     zsh.stdout,

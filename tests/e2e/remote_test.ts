@@ -137,7 +137,7 @@ e2eTest("e2e: runService with tcp readiness on the remote host, then cleanupServ
 });
 
 e2eTest(
-  "e2e: step inputs reach a remote daemon through its content store, none left",
+  "e2e: step inputs and collect go through a remote daemon's content store, none left",
   async (e) => {
     await using c = await e2eClient(e);
     const blobs = async () => {
@@ -152,16 +152,21 @@ e2eTest(
       // A tar stream exists only in this process: no path the daemon could read.
       const tar = writeTar([{ type: "file", path: "gen/v.txt", content: "v1\n" }]);
       const result = await runStep(remoteStep(e, {
-        run: "cat /in/notes.txt /in/gen/v.txt; stat -c '%u:%g' /in/notes.txt",
+        run: "cat /in/notes.txt /in/gen/v.txt; stat -c '%u:%g' /in/notes.txt; " +
+          "mkdir -p /tmp/out && echo built > /tmp/out/artifact.txt",
         user: "1000:1000",
+        // Collected through the differ and the content store, not the shared IO dir.
+        collect: [{ path: "/tmp/out", to: `${dir}/out` }],
         inputs: [
           { source: dir, target: "/in" },
           { source: new Blob([tar as Uint8Array<ArrayBuffer>]).stream(), target: "/in" },
         ],
       }));
       assert.equal(result.stdout, "made on the client\nv1\n1000:1000\n");
+      assert.deepEqual(result.collected[0].files, [`${dir}/out/artifact.txt`]);
+      assert.equal(await Deno.readTextFile(`${dir}/out/artifact.txt`), "built\n");
       await assertNothingLeft(e, result.containerId);
-      assert.deepEqual(await blobs(), before, "an input blob was left");
+      assert.deepEqual(await blobs(), before, "an input or diff blob was left");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

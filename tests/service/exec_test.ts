@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { execInService } from "../../lib/service/exec.ts";
+import { copyFromService } from "../../lib/service/copy.ts";
 import { followServiceLogs } from "../../lib/service/logs.ts";
 import { cleanupService } from "../../lib/service/manage.ts";
 import { runService } from "../../lib/service/start.ts";
@@ -123,6 +124,35 @@ containerdTest(
       });
       assert.ok(performance.now() - t < 2000);
       assert.equal(aborted.exitStatus, 4); // the service had already stopped
+    });
+  },
+);
+
+containerdTest(
+  "copyFromService() copies what a running service wrote; nothing at a path is found: false",
+  async (h) => {
+    const script = "mkdir -p /data/logs && echo one > /data/logs/a.log && exec sleep 1000";
+    await withService(h, script, async (id, addr) => {
+      const dir = await Deno.makeTempDir({ prefix: "wfe-svc-cp-" });
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        const copied = await copyFromService(addr, id, "/data", `${dir}/data`, {
+          namespace: h.namespace,
+        });
+        assert.deepEqual([copied.found, copied.files], [true, [`${dir}/data/logs/a.log`]]);
+        assert.equal(await Deno.readTextFile(`${dir}/data/logs/a.log`), "one\n");
+        const none = await copyFromService(addr, id, "/nothing", `${dir}/none`, {
+          namespace: h.namespace,
+        });
+        assert.deepEqual([none.found, none.files], [false, []]);
+        // The service still runs.
+        const r = await execInService(addr, id, ["cat", "/data/logs/a.log"], {
+          namespace: h.namespace,
+        });
+        assert.equal(r.stdout, "one\n");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
     });
   },
 );

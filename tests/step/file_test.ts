@@ -86,8 +86,8 @@ labels:
     labels: { team: "infra", tier: "1" },
   });
   validateStepConfig(step);
-  // entrypoint and inputs: the test below.
-  assert.equal(Object.keys(STEP_FILE_KEYS).length, 24);
+  // entrypoint, inputs and collect: the tests below.
+  assert.equal(Object.keys(STEP_FILE_KEYS).length, 25);
 });
 
 Deno.test("parseStepFile() takes command lists, name, numeric users and ms timeouts", () => {
@@ -267,4 +267,20 @@ Deno.test("parseStepFile() refuses a decimal mode, an unknown input key and a ba
     fails("image: a\ninputs:\n  - { source: /a }\n").message,
     /'inputs\[0\]' needs both 'source' and 'target'/,
   );
+});
+
+Deno.test("parseStepFile() reads collect as PATH:DEST strings and {path, to} mappings", () => {
+  const step = parseStepFile(
+    "image: a\ncollect:\n  - /work/dist:./dist\n  - { path: /r.txt, to: /abs/r.txt }\n",
+    { source: "step.yaml", baseDir: "/home/u/flow" },
+  );
+  assert.deepEqual(step.collect, [
+    { path: "/work/dist", to: "/home/u/flow/dist" },
+    { path: "/r.txt", to: "/abs/r.txt" },
+  ]);
+  assert.match(
+    fails("image: a\ncollect:\n  - { path: /a, dest: /b }\n").message,
+    /^step\.yaml:3:\d+: unknown key 'dest' in 'collect\[0\]'; known keys: path, to$/,
+  );
+  assert.match(fails("image: a\ncollect:\n  - /only\n").message, /expected PATH:DEST/);
 });

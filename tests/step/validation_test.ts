@@ -155,9 +155,9 @@ const CASES: [string, Record<string, unknown>, ErrorConstructor, string][] = [
   ],
   [
     "command with NUL",
-    { run: undefined, command: ["a\0"] },
+    { run: undefined, command: ["ok", "a\0"] },
     TypeError,
-    "Cannot use 'command': an argument contains NUL",
+    "Cannot use 'command': argument 1 contains NUL",
   ],
   ["run and command", { command: ["ls"] }, TypeError, "Cannot use both 'run' and 'command'"],
   [
