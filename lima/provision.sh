@@ -12,6 +12,11 @@
 #                                    containerd .proto sources, for the proto conformance test)
 #   WFE_PROVISION_EXTRA="pkg ..."    any further Debian packages (space separated)
 #   WFE_PROVISION_PROTO_DEV=1        same as --with-proto-dev
+#   --crun-hybrid-cgroups            on a host with hybrid cgroups (v1 hierarchies plus cgroup2
+#                                    at /sys/fs/cgroup/unified), mount each controller cgroup2
+#                                    still holds as a v1 hierarchy, because crun refuses to run
+#                                    while cgroup2 has controllers in hybrid mode (runc does not
+#                                    care); does nothing on a pure v1 or v2 host
 #
 # It never starts the system containerd and never touches /run/containerd: a temporary
 # /usr/sbin/policy-rc.d (exit 101) stops the package's service from being started during the
@@ -28,9 +33,11 @@ die() {
 }
 
 with_proto_dev="${WFE_PROVISION_PROTO_DEV:-0}"
+crun_hybrid=0
 for arg in "$@"; do
   case "$arg" in
     --with-proto-dev) with_proto_dev=1 ;;
+    --crun-hybrid-cgroups) crun_hybrid=1 ;;
     -h | --help)
       sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
@@ -45,6 +52,22 @@ fi
 
 # Make sbin directories visible even to a non-login root shell.
 export PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"
+
+# Hybrid cgroups: give each controller cgroup2 holds (and no task uses there) its own v1
+# hierarchy, so that crun accepts the host.
+crun_hybrid_cgroups() {
+  local unified=/sys/fs/cgroup/unified c
+  [ "$crun_hybrid" = "1" ] || return 0
+  [ "$(stat -f -c %T "$unified" 2>/dev/null || true)" = "cgroup2fs" ] || return 0
+  for c in $(cat "$unified/cgroup.controllers"); do
+    mkdir -p "/sys/fs/cgroup/$c"
+    if mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"; then
+      log "hybrid cgroups: mounted the $c controller as a v1 hierarchy (for crun)"
+    else
+      log "hybrid cgroups: could not move $c to v1; crun will refuse this host"
+    fi
+  done
+}
 
 pkg_installed() {
   [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
@@ -78,6 +101,7 @@ done
 
 if [ "${#packages[@]}" -eq 0 ]; then
   log "nothing to install (containerd, runc, socat, ctr, busybox-static present)"
+  crun_hybrid_cgroups
   exit 0
 fi
 
@@ -110,4 +134,5 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"
 for cmd in containerd runc socat ctr busybox; do
   command -v "$cmd" >/dev/null 2>&1 || die "still missing after install: $cmd"
 done
+crun_hybrid_cgroups
 log "done"

@@ -359,6 +359,8 @@ export async function spawnDaemon(
   const p = daemonPaths(dir);
   await Deno.mkdir(p.runcRoot, { recursive: true });
   await Deno.mkdir(`${dir}/tmp`, { recursive: true });
+  // Others may pass through (not list): gVisor's sandbox, as nobody, opens its TMPDIR (<dir>/tmp).
+  await Deno.chmod(dir, 0o711);
   await Deno.writeTextFile(p.config, daemonConfig(dir));
   const containerd = lookPath("containerd");
   if (!containerd) throw new Error("containerd not found (run lima/provision.sh as root)");
