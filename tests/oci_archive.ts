@@ -168,6 +168,8 @@ export interface ImageSpec {
   entrypoint?: string[];
   /** Image config User, default none. */
   user?: string;
+  /** Layers that are not tars (e.g. Wasm modules), after `layers`: no diff ID. */
+  rawLayers?: readonly { mediaType: string; data: Uint8Array }[];
 }
 
 /** Digests and sizes of a built image, to compare with what containerd reports. */
@@ -225,6 +227,14 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
     layerDigests.push(digest);
     layerSizes.push(gz.length);
   }
+  const layerTypes = layerDigests.map(() => MediaTypes.layer as string);
+  for (const raw of spec.rawLayers ?? []) {
+    const digest = await sha256Digest(raw.data);
+    blobs.set(digest, raw.data);
+    layerDigests.push(digest);
+    layerSizes.push(raw.data.length);
+    layerTypes.push(raw.mediaType);
+  }
 
   const config = {
     architecture,
@@ -237,7 +247,7 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
       ...(spec.user ? { User: spec.user } : {}),
     },
     rootfs: { type: "layers", diff_ids: diffIds },
-    history: spec.layers.map((_, i) => ({
+    history: [...spec.layers, ...spec.rawLayers ?? []].map((_, i) => ({
       created: new Date(FIXED_MTIME * 1000).toISOString(),
       created_by: `wfe test layer ${i + 1}`,
     })),
@@ -251,7 +261,7 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
     mediaType: MediaTypes.manifest,
     config: { mediaType: MediaTypes.config, digest: configDigest, size: configBytes.length },
     layers: layerDigests.map((digest, i) => ({
-      mediaType: MediaTypes.layer,
+      mediaType: layerTypes[i],
       digest,
       size: layerSizes[i],
     })),

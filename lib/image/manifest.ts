@@ -142,8 +142,13 @@ export interface ResolvedManifest {
   configDigest: string;
   /** The image config: runtime defaults, platform, diff IDs. */
   config: OciImageConfig;
-  /** The layer blobs, bottom first. */
+  /** The layer blobs (tars), bottom first: one per diff ID. */
   layers: OciDescriptor[];
+  /**
+   * Layers that are not tars (e.g. Wasm modules): stored with the image, never
+   * unpacked, and without a diff ID (containerd's client skips them too).
+   */
+  extraLayers: OciDescriptor[];
   /** The layers' diff IDs (sha256 of each uncompressed tar), bottom first. */
   diffIds: string[];
   /** The chain ID of all layers: the committed snapshot to use as a rootfs parent. */
@@ -233,12 +238,10 @@ async function loadConfig(
   const bytes = await readDocument(provider, "config", desc, signal);
   const config = parseImageConfig(bytes, desc.digest, { mediaType: desc.mediaType });
   const diffIds = config.rootfs.diff_ids;
-  if (diffIds.length === 0) {
-    throw new TypeError(`config ${desc.digest}: rootfs.diff_ids is empty: the image has no layers`);
-  }
   const entry: CachedConfig = {
     config,
-    chainId: await computeChainId(diffIds),
+    // No tar layers (a Wasm image): the rootfs is an empty snapshot.
+    chainId: diffIds.length === 0 ? "" : await computeChainId(diffIds),
     bytes: bytes.length,
   };
   cache.set(desc.digest, entry);
@@ -250,22 +253,28 @@ function configPlatform(config: OciImageConfig): OciPlatform {
   return variant ? { os, architecture, variant } : { os, architecture };
 }
 
-function checkLayers(manifest: OciManifest, manifestDigest: string, config: CachedConfig): void {
-  manifest.layers.forEach((layer, i) => {
-    if (mediaTypeKind(layer.mediaType) !== "layer") {
-      throw new TypeError(
-        `manifest ${manifestDigest}: layers[${i}].mediaType '${layer.mediaType}' is not a ` +
-          "layer type containerd can apply",
-      );
-    }
-  });
+/** The manifest's tar layers (checked against the diff IDs) and its other layers. */
+function splitLayers(
+  manifest: OciManifest,
+  manifestDigest: string,
+  config: CachedConfig,
+): { layers: OciDescriptor[]; extraLayers: OciDescriptor[] } {
+  const layers: OciDescriptor[] = [];
+  const extraLayers: OciDescriptor[] = [];
+  for (const layer of manifest.layers) {
+    (mediaTypeKind(layer.mediaType) === "layer" ? layers : extraLayers).push(descriptorOf(layer));
+  }
   const diffIds = config.config.rootfs.diff_ids.length;
-  if (manifest.layers.length !== diffIds) {
+  if (layers.length !== diffIds) {
     throw new TypeError(
-      `manifest ${manifestDigest} has ${manifest.layers.length} layer(s) but its config ` +
+      `manifest ${manifestDigest} has ${layers.length} tar layer(s) but its config ` +
         `${manifest.config.digest} has ${diffIds} diff ID(s)`,
     );
   }
+  if (layers.length === 0 && extraLayers.length === 0) {
+    throw new TypeError(`manifest ${manifestDigest} has no layers`);
+  }
+  return { layers, extraLayers };
 }
 
 /**
@@ -328,14 +337,15 @@ export async function resolveManifest(
       rejected.push(`manifest ${desc.digest} is ${formatPlatform(platform)}`);
       continue;
     }
-    checkLayers(manifest, desc.digest, config);
+    const { layers, extraLayers } = splitLayers(manifest, desc.digest, config);
     return {
       target: targetDesc,
       manifestDigest: desc.digest,
       manifest,
       configDigest: manifest.config.digest,
       config: config.config,
-      layers: manifest.layers.map(descriptorOf),
+      layers,
+      extraLayers,
       diffIds: [...config.config.rootfs.diff_ids],
       chainId: config.chainId,
       platform,

@@ -238,9 +238,11 @@ export async function storeImage(
       report(kind, desc, wrote ? "done" : "exists");
     }
 
-    // Layers: fetched `concurrency` at a time, unpacked in order as they arrive.
-    const layers = resolved.layers;
-    const chain = unpack ? await chainIds(resolved.diffIds) : [];
+    // Layers: fetched `concurrency` at a time, the tars unpacked in order as they arrive
+    // (other layers, e.g. Wasm modules, are only stored).
+    const layers = [...resolved.layers, ...resolved.extraLayers];
+    const tars = resolved.layers.length;
+    const chain = unpack && tars > 0 ? await chainIds(resolved.diffIds) : [];
     const stop = new AbortController();
     const inner = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     let running = 0;
@@ -314,7 +316,12 @@ export async function storeImage(
           fetched++;
           bytes += res.size - res.resumedFrom;
         }
-        report("layer", layer, unpack ? "verifying" : "done", layer.size);
+        report(
+          "layer",
+          layer,
+          unpack && !resolved.extraLayers.includes(layer) ? "verifying" : "done",
+          layer.size,
+        );
       } finally {
         release();
       }
@@ -330,7 +337,7 @@ export async function storeImage(
     try {
       for (let i = 0; i < layers.length; i++) {
         await downloads[i];
-        if (!unpack) continue;
+        if (!unpack || i >= tars) continue;
         report("layer", layers[i], "unpacking", layers[i].size);
         await unpackLayer(leased, {
           layer: layers[i],

@@ -136,6 +136,7 @@ export async function labelUnpacked(
   chainId: string,
   signal?: AbortSignal,
 ): Promise<void> {
+  if (chainId === "") return; // no tar layers: nothing unpacked
   const key = `${GC_REF_SNAPSHOT_PREFIX}${snapshotter}`;
   await client.content.update({
     info: { digest: configDigest, labels: { [key]: chainId } },
