@@ -322,7 +322,7 @@ containerdTest("resolveImage() names the manifest when layers and diff IDs disag
     try {
       await assert.rejects(() => resolveImage(c, name), {
         name: "TypeError",
-        message: `Cannot resolve image '${name}': manifest ${digest} has 1 layer(s) but its ` +
+        message: `Cannot resolve image '${name}': manifest ${digest} has 1 tar layer(s) but its ` +
           `config ${three.configDigest} has 3 diff ID(s)`,
       });
     } finally {
