@@ -59,7 +59,13 @@ export {
   type ReadImageFilesOptions,
   readImagePasswdGroup,
 } from "./lib/image/files.ts";
-export { imageUserFiles, USER_FILES_LABEL, type UserFilesImage } from "./lib/image/user_files.ts";
+export {
+  imageUserFiles,
+  type ImageUserFilesOptions,
+  USER_FILES_LABEL,
+  type UserFilesImage,
+} from "./lib/image/user_files.ts";
+export { layerDirs, readLocalPasswdGroup } from "./lib/image/local_snapshot.ts";
 export {
   imageExists,
   type ResolvedImage,

@@ -204,9 +204,10 @@ export async function coldUserSteps(
   client: ContainerdClient,
   image: string,
   n: number,
+  user = "tester",
 ): Promise<number> {
   await forgetUserFiles(client, image);
-  const step = benchStep(h, { image, user: "tester", run: "id -u" });
+  const step = benchStep(h, { image, user, run: "id -u" });
   const script = `
     import { connect } from "${ROOT}lib/grpc/connection.ts";
     import { runStep } from "${ROOT}lib/step/run.ts";

@@ -188,6 +188,18 @@ function rows(h: HarnessInfo, client: ContainerdClient): Row[] {
       ctr: () => timedStep({ image: users, user: "tester", run: "id -u" }),
     },
     {
+      name: "user-8-numeric",
+      what: "the floor of user-8-cold: the same 8 concurrent steps as `1000:1000` (no lookup), " +
+        "vs one warm step as `tester`",
+      runs: Math.min(runs, 5),
+      setup: async () => {
+        users ||= await userImage(h);
+        return async () => {};
+      },
+      ours: async () => ({ ms: await coldUserSteps(h, client, users, 8, "1000:1000") }),
+      ctr: () => timedStep({ image: users, user: "tester", run: "id -u" }),
+    },
+    {
       name: "lag-p95",
       what: "p95 delay of a line (onStdout vs ctr's pipe), ms; time column = lag",
       runs: Math.min(runs, 3),

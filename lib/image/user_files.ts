@@ -22,6 +22,7 @@ import { writeContent } from "../content/write.ts";
 import type { ContainerdClient } from "../grpc/connection.ts";
 import type { UserFiles } from "../runtime/user.ts";
 import { readImagePasswdGroup } from "./files.ts";
+import { readLocalPasswdGroup } from "./local_snapshot.ts";
 import type { ResolvedManifest } from "./manifest.ts";
 
 /**
@@ -48,16 +49,28 @@ export type UserFilesImage =
     ResolvedManifest,
     "manifestDigest" | "configDigest" | "layers"
   >
-  & { name?: string };
+  & { name?: string; chainId?: string };
+
+/** Options of {@linkcode imageUserFiles}. */
+export interface ImageUserFilesOptions {
+  /** Cancels the reads. */
+  signal?: AbortSignal;
+  /**
+   * The snapshotter the image is unpacked in: with a daemon on this machine,
+   * the files are read from the snapshot directories (no layer is read).
+   */
+  snapshotter?: string;
+}
 
 /**
  * Returns an image's `/etc/passwd` and `/etc/group` texts (a file the image
  * lacks is absent): from this process's memory, else from the blob recorded
- * on the image config, else from the layers (then recorded, best effort).
+ * on the image config, else from the unpacked snapshot (a daemon on this
+ * machine, `snapshotter` given), else from the layers (then recorded, best effort).
  *
  * @param client A connected client (its namespace holds the image).
  * @param image The image's manifest and config digests and layers.
- * @param options Cancels the reads.
+ * @param options Cancels the reads; the snapshotter for a local read.
  * @returns The two files' texts.
  * @throws As `readImagePasswdGroup` when the layers must be read.
  *
@@ -74,14 +87,14 @@ export type UserFilesImage =
 export function imageUserFiles(
   client: ContainerdClient,
   image: UserFilesImage,
-  options: { signal?: AbortSignal } = {},
+  options: ImageUserFilesOptions = {},
 ): Promise<UserFiles> {
   const key = `${client.address.target}\0${client.namespace}\0${image.configDigest}`;
   const known = memo.get(key);
   if (known) return Promise.resolve(known.value);
   let pending = inflight.get(key);
   if (!pending) {
-    pending = load(client, image, options.signal).then((files) => {
+    pending = load(client, image, options).then((files) => {
       memo.set(key, files);
       return files;
     }).finally(() => inflight.delete(key));
@@ -93,11 +106,15 @@ export function imageUserFiles(
 async function load(
   client: ContainerdClient,
   image: UserFilesImage,
-  signal: AbortSignal | undefined,
+  options: ImageUserFilesOptions,
 ): Promise<UserFiles> {
+  const { signal, snapshotter } = options;
   const recorded = await readRecorded(client, image.configDigest, signal);
   if (recorded) return recorded;
-  const files = await readImagePasswdGroup(client, image, { signal });
+  const local = snapshotter && image.chainId
+    ? await readLocalPasswdGroup(client, snapshotter, image.chainId, signal)
+    : undefined;
+  const files = local ?? await readImagePasswdGroup(client, image, { signal });
   await record(client, image.configDigest, files).catch(() => {});
   return files;
 }

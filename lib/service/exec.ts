@@ -118,7 +118,9 @@ export async function execInService(
     if (options.cwd !== undefined) process.cwd = options.cwd;
     if (userSpec) {
       const files = needsImageFiles(userSpec)
-        ? await imageUserFiles(client, await resolveImage(client, container!.image))
+        ? await imageUserFiles(client, await resolveImage(client, container!.image), {
+          snapshotter: container!.snapshotter,
+        })
         : {};
       const user = resolveUser(userSpec, files, container!.image);
       process.user = { ...process.user, ...user, additionalGids: user.additionalGids ?? [] };

@@ -171,11 +171,14 @@ export async function stepSpec(
   step: ValidatedStep,
   image: ResolvedImage,
   containerId: string,
+  snapshotter?: string,
 ): Promise<OciSpec> {
   const imageConfig = image.config.config;
   const userText = step.user ?? (imageConfig?.User || DEFAULT_USER);
   const userSpec = parseUserSpec(userText, step.user !== undefined ? "user" : "image User");
-  const files = needsImageFiles(userSpec) ? await imageUserFiles(client, image) : {};
+  const files = needsImageFiles(userSpec)
+    ? await imageUserFiles(client, image, { snapshotter })
+    : {};
   const user = resolveUser(userSpec, files, image.name);
   return buildStepSpec(step, imageConfig, user, client.namespace, containerId);
 }
@@ -199,8 +202,8 @@ async function runOn(
   if (step.snapshotter !== undefined) await assertSnapshotter(client, step.snapshotter);
   const image = await ensureStepImage(client, step, options);
   const containerId = newContainerId(step.stepName);
-  const spec = await stepSpec(client, step, image, containerId);
   const snapshotter = step.snapshotter ?? await defaultSnapshotter(client);
+  const spec = await stepSpec(client, step, image, containerId, snapshotter);
   signal?.throwIfAborted();
 
   let created;

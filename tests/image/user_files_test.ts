@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { readAllContent } from "../../lib/content/read.ts";
-import { clearImageFilesCache, imageFilesCacheStats } from "../../lib/image/files.ts";
+import {
+  clearImageFilesCache,
+  imageFilesCacheStats,
+  readImagePasswdGroup,
+} from "../../lib/image/files.ts";
+import { readLocalPasswdGroup } from "../../lib/image/local_snapshot.ts";
+import { connect } from "../../lib/grpc/connection.ts";
+import { Kind } from "../../proto/gen/types.ts";
 import { resolveImage } from "../../lib/image/resolve.ts";
 import { imageUserFiles, USER_FILES_LABEL } from "../../lib/image/user_files.ts";
 import { resolveUser } from "../../lib/runtime/user.ts";
@@ -52,5 +59,38 @@ containerdTest(
     assert.equal(out.code, 0);
     const other = JSON.parse(new TextDecoder().decode(out.stdout));
     assert.deepEqual(other, { files: all[0], reads: 0 });
+  },
+);
+
+containerdTest(
+  "imageUserFiles() with the snapshotter of a local daemon reads the snapshot directories, no layer; the same files as the layers give",
+  async (h) => {
+    await using c = await connect(`unix://${h.address}`, { namespace: h.namespace });
+    for (const facts of [h.images.oneLayer, h.images.threeLayer]) {
+      const image = await resolveImage(c, facts.name);
+      clearImageFilesCache();
+      const fromLayers = await readImagePasswdGroup(c, image);
+      assert.ok(fromLayers.passwd?.includes("tester:x:1000:"), "the image has a passwd");
+      const layerReads = imageFilesCacheStats().layerReads;
+      const local = await readLocalPasswdGroup(c, h.snapshotter, image.chainId);
+      assert.deepEqual(local, fromLayers, facts.name);
+      assert.equal(imageFilesCacheStats().layerReads, layerReads, "no layer read");
+    }
+    // The views it made are gone.
+    const views: string[] = [];
+    for await (const r of c.snapshots.list({ snapshotter: h.snapshotter })) {
+      views.push(...r.info.filter((i) => i.kind === Kind.VIEW).map((i) => i.name));
+    }
+    assert.deepEqual(views, [], "a view was left");
+
+    // Through imageUserFiles (and recorded) in a namespace of its own.
+    await using ns = await scratchNamespace(h);
+    await importOneLayer(h, ns.name);
+    const image = await resolveImage(ns.client, h.images.oneLayer.name);
+    clearImageFilesCache();
+    const reads = imageFilesCacheStats().layerReads;
+    const files = await imageUserFiles(ns.client, image, { snapshotter: h.snapshotter });
+    assert.equal(imageFilesCacheStats().layerReads, reads, "no layer read");
+    assert.equal(resolveUser("tester", files, image.name).uid, 1000);
   },
 );
