@@ -43,10 +43,17 @@ export interface TarItem extends TarHeader {
    * entry; entries whose data is not read are skipped.
    */
   bytes(): Promise<Uint8Array>;
+  /**
+   * Reads the entry's data in pieces (of at most 1 MiB), for entries too large
+   * to hold at once. The same rules as {@linkcode TarItem.bytes}: at most one
+   * read of the data, before the next entry; each piece is the caller's.
+   */
+  chunks(): AsyncGenerator<Uint8Array, void, undefined>;
 }
 
 const BLOCK = 512;
 const MAX_META_BYTES = 1024 * 1024; // GNU long names and PAX records
+const CHUNK_BYTES = 1024 * 1024;
 
 const decoder = new TextDecoder();
 
@@ -315,6 +322,7 @@ export async function* readTar(
       let consumed = false;
       let expired = false;
       const padded = Math.ceil(size / BLOCK) * BLOCK;
+      let unread = 0; // what a chunked read left behind, padding included
       const item: TarItem = {
         path: rawPath,
         type,
@@ -335,12 +343,33 @@ export async function* readTar(
           }
           return data.slice();
         },
+        chunks: async function* (): AsyncGenerator<Uint8Array, void, undefined> {
+          if (expired) throw new Error(`tar: ${rawPath}: data read after moving to the next entry`);
+          if (consumed) throw new Error(`tar: ${rawPath}: data already read`);
+          consumed = true;
+          unread = padded;
+          let left = size;
+          while (left > 0) {
+            const data = await reader.read(Math.min(CHUNK_BYTES, left));
+            if (data.length === 0) throw truncated(`the data of ${rawPath}`);
+            left -= data.length;
+            unread -= data.length;
+            yield data.slice();
+          }
+          unread = 0;
+          if (await reader.skip(padded - size) < padded - size) {
+            throw truncated(`the data of ${rawPath}`);
+          }
+        },
       };
       yield item;
       expired = true;
       if (!consumed) {
         consumed = true;
         if (await reader.skip(padded) < padded) throw truncated(`the data of ${rawPath}`);
+      } else if (unread > 0) {
+        // A chunked read stopped part way: skip the rest of the data and the padding.
+        if (await reader.skip(unread) < unread) throw truncated(`the data of ${rawPath}`);
       }
     }
   } finally {

@@ -156,6 +156,7 @@ async function extract(
       const path = normalizePath(`/${item.path}`);
       const name = basename(path);
       if (name.startsWith(".wh.")) continue; // deletions and opaque markers
+      let firstCopy: string | undefined;
       for (const [i, spec] of specs.entries()) {
         if (path !== spec.path && !isUnder(path, spec.path)) continue;
         const local = `${staging[i]}/copy${path.slice(spec.path.length)}`;
@@ -167,10 +168,10 @@ async function extract(
           await Deno.mkdir(local, { recursive: true });
           await Deno.chmod(local, (item.mode & 0o777) | 0o700);
         } else if (item.type === "file") {
-          await Deno.writeFile(local, await item.bytes(), {
-            createNew: true,
-            mode: item.mode & 0o777,
-          });
+          // The data can be read once: a second spec that holds the file copies the first copy.
+          if (firstCopy) await Deno.copyFile(firstCopy, local);
+          else await writeStream(local, item.chunks(), item.mode & 0o777);
+          firstCopy = local;
           await Deno.chmod(local, item.mode & 0o777); // the umask is not ours to apply
           written.set(path, local);
           results[i].files.push(spec.to + local.slice(`${staging[i]}/copy`.length));
@@ -200,5 +201,17 @@ async function extract(
     return results;
   } finally {
     for (const dir of staging) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Writes a new file (never an existing one) from chunks. */
+async function writeStream(
+  path: string,
+  chunks: AsyncIterable<Uint8Array>,
+  mode: number,
+): Promise<void> {
+  using file = await Deno.open(path, { write: true, createNew: true, mode });
+  for await (const chunk of chunks) {
+    for (let at = 0; at < chunk.length;) at += await file.write(chunk.subarray(at));
   }
 }

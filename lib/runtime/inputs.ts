@@ -230,10 +230,9 @@ async function* repackTar(
         linkname: under(item.linkname),
       });
     } else if (item.type === "file" && !item.sparse) {
-      const data = await item.bytes();
-      yield encodeTarHeader({ ...base, type: "file", mode: mode ?? item.mode, size: data.length });
-      yield data;
-      yield tarPadding(data.length);
+      yield encodeTarHeader({ ...base, type: "file", mode: mode ?? item.mode, size: item.size });
+      yield* item.chunks();
+      yield tarPadding(item.size);
     } else {
       throw new TypeError(
         `Cannot use ${field}: tar entry '${item.path}' is a ${

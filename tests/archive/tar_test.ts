@@ -143,3 +143,35 @@ Deno.test("readTar() refuses data reads after moving on", async () => {
 
 // ---------------------------------------------------------------------------------------------
 // readLayeredFiles: whiteouts, links, limits
+
+Deno.test("TarItem.chunks() streams large data in 1 MiB pieces; a read stopped part way is skipped", async () => {
+  const big = new Uint8Array(3 * 1024 * 1024 + 100);
+  for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xff;
+  const tar = writeTar([
+    { type: "file", path: "big", content: big },
+    { type: "file", path: "after", content: "next entry" },
+    { type: "file", path: "big2", content: big },
+    { type: "file", path: "last", content: "end" },
+  ]);
+  // Fed in odd-sized pieces, as a network stream would.
+  const pieces = Array.from(
+    { length: Math.ceil(tar.length / 70001) },
+    (_, i) => tar.subarray(i * 70001, (i + 1) * 70001),
+  );
+  const seen: string[] = [];
+  for await (const item of readTar(pieces)) {
+    if (item.path === "big") {
+      const parts: Uint8Array[] = [];
+      for await (const part of item.chunks()) parts.push(part);
+      assert.deepEqual(parts.map((p) => p.length), [1048576, 1048576, 1048576, 100]);
+      const joined = new Uint8Array(big.length);
+      parts.reduce((at, p) => (joined.set(p, at), at + p.length), 0);
+      assert.ok(joined.every((b, i) => b === big[i]), "the data differs");
+    } else if (item.path === "big2") {
+      for await (const _ of item.chunks()) break; // one piece, then on to the next entry
+    } else {
+      seen.push(`${item.path}=${new TextDecoder().decode(await item.bytes())}`);
+    }
+  }
+  assert.deepEqual(seen, ["after=next entry", "last=end"]);
+});
