@@ -6,6 +6,7 @@
  */
 
 import { delay } from "../_util/async.ts";
+import { errorMessage } from "../_util/errors.ts";
 import { type ContainerdClient, withClient } from "../grpc/connection.ts";
 import { ContainerdError, GrpcCode, isNotFound } from "../grpc/errors.ts";
 import { LABELS } from "../labels.ts";
@@ -87,8 +88,20 @@ export async function followServiceLogs(
     const ended = wait.then((w) => (exited = w), (err) => {
       if (isNotFound(err)) exited = { exitStatus: -1 }; // no task: print what there is
     });
-    using stdout = await Deno.open(`${dir}/stdout`, { read: true });
-    using stderr = await Deno.open(`${dir}/stderr`, { read: true });
+    const open = async (name: string): Promise<Deno.FsFile> => {
+      try {
+        return await Deno.open(`${dir}/${name}`, { read: true });
+      } catch (err) {
+        throw new Error(
+          `Cannot follow the output of ${containerId}: its capture file ${dir}/${name} is not ` +
+            `reachable here (${errorMessage(err)}); follow it on the daemon's machine, or share ` +
+            "WFE_IO_DIR with it",
+          { cause: err },
+        );
+      }
+    };
+    using stdout = await open("stdout");
+    using stderr = await open("stderr");
     const streams = [
       new LineReader(stdout, options.onStdout),
       new LineReader(stderr, options.onStderr),

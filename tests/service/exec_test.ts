@@ -13,6 +13,8 @@ import { runService } from "../../lib/service/start.ts";
 import { captureDirContainerId } from "../../lib/runtime/capture.ts";
 import { assertRejects } from "../asserts.ts";
 import { ContainerdError } from "../../lib/grpc/errors.ts";
+import { connect } from "../../lib/grpc/connection.ts";
+import { LABELS } from "../../lib/labels.ts";
 import { assertNothingLeft, IO_BASE } from "../daemon_helpers.ts";
 import { containerdTest, type HarnessInfo } from "../harness.ts";
 
@@ -80,6 +82,18 @@ containerdTest(
       });
       assert.equal(slow.timedOut, true);
       assert.equal(slow.exitCode, 143); // sleep dies of the SIGTERM
+      const stop = new AbortController();
+      setTimeout(() => stop.abort(new Error("enough")), 300);
+      await assertRejects(
+        () =>
+          execInService(addr, id, ["sleep", "30"], {
+            namespace: h.namespace,
+            signal: stop.signal,
+            gracePeriodMs: 200,
+          }),
+        Error,
+        "enough",
+      );
       // Only the service's own capture dir: each exec's is removed.
       assert.equal(captureDirsOf(id).length, 1);
     });
@@ -124,6 +138,22 @@ containerdTest(
       });
       assert.ok(performance.now() - t < 2000);
       assert.equal(aborted.exitStatus, 4); // the service had already stopped
+
+      // Capture files this machine cannot reach: said so, naming the file.
+      await using c = await connect(addr, { namespace: h.namespace });
+      const { container } = await c.containers.get({ id });
+      const dir = container!.labels[LABELS.ioDir];
+      await Deno.rename(`${dir}/stdout`, `${dir}/stdout.away`);
+      try {
+        await assertRejects(
+          () =>
+            followServiceLogs(addr, id, { namespace: h.namespace, onStdout() {}, onStderr() {} }),
+          Error,
+          `its capture file ${dir}/stdout is not reachable here`,
+        );
+      } finally {
+        await Deno.rename(`${dir}/stdout.away`, `${dir}/stdout`);
+      }
     });
   },
 );
