@@ -3,8 +3,10 @@
  * step began) and duration, and the time between RPCs (client work) summed.
  *
  * ```sh
- * deno run -A bench/step_trace.ts [--runs 5]
+ * deno run -A bench/step_trace.ts [--runs 5] [--first]
  * ```
+ *
+ * `--first` also shows the process's first step (cold: JIT, first resolution, connection).
  *
  * RPC durations are wall times seen by the client (containerd, shim and runc work plus the
  * round trip); the step's wall time minus the union of RPC intervals is time spent in the
@@ -63,7 +65,19 @@ try {
     calls,
     () => began,
   );
+  began = performance.now();
   await runStep(benchStep(h, { run: "true" }), { client }); // warm-up
+  if (Deno.args.includes("--first")) {
+    const total = performance.now() - began;
+    console.log(`first step: ${total.toFixed(1)} ms`);
+    for (const c of calls.sort((a, b) => a.start - b.start)) {
+      console.log(
+        `  ${c.start.toFixed(1).padStart(6)} +${
+          (c.end - c.start).toFixed(1).padStart(6)
+        } ms  ${c.name}`,
+      );
+    }
+  }
   for (let i = 0; i < runs; i++) {
     calls.length = 0;
     began = performance.now();

@@ -102,6 +102,8 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
     .action(async (command, opts) => {
       const flags = opts as unknown as StepFlags & { json?: boolean; gracePeriod: number };
       const config = await stepFromFlags(cli, flags, command);
+      const runner = stepRunner(); // loads while the connection opens
+      runner.catch(() => {});
       await using client = await cli.connect({
         address: config.containerdAddr,
         namespace: config.namespace,
@@ -116,7 +118,7 @@ export function registerRun(program: Command<[], Record<string, unknown>>, cli: 
         const keep = flags.json || config.maxOutputBytes !== undefined
           ? config
           : { ...config, maxOutputBytes: STREAMED_TAIL_BYTES };
-        result = await (await stepRunner()).runStep(keep, {
+        result = await (await runner).runStep(keep, {
           client,
           signal: interrupt.signal,
           registry: flags.plainHttp ? { plainHttp: true } : undefined,

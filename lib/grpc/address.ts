@@ -12,7 +12,7 @@ export type ContainerdAddress =
     transport: "unix";
     /** Absolute path of the socket. */
     path: string;
-    /** The grpc-js target string, `unix:///path`. */
+    /** The target as a URI, `unix:///path` (names the daemon in caches and messages). */
     target: string;
   }
   | {
@@ -24,7 +24,7 @@ export type ContainerdAddress =
     port: number;
     /** Whether the connection uses TLS. */
     tls: boolean;
-    /** The grpc-js target string, e.g. `ipv4:127.0.0.1:2500`. */
+    /** The target, e.g. `ipv4:127.0.0.1:2500` (names the daemon in caches and messages). */
     target: string;
   };
 
@@ -44,7 +44,7 @@ function isIPv4(host: string): boolean {
  * - `https://host:port` (TLS; see `tls` in the connect options)
  *
  * @param address The address as a user wrote it.
- * @returns The transport, its coordinates and the grpc-js target.
+ * @returns The transport, its coordinates and a target string.
  * @throws {TypeError} When the address is empty, has another scheme, or lacks a port.
  *
  * @example

@@ -6,12 +6,12 @@
  */
 
 import { deadline } from "../_util/async.ts";
-import type * as Grpc from "@grpc/grpc-js";
 import { readEnv } from "../_util/env.ts";
 import { isIdentifier } from "../_util/identifiers.ts";
 import { type ContainerdAddress, defaultAddress, parseAddress } from "./address.ts";
 import { ContainerdError, GrpcCode } from "./errors.ts";
 import { type CallOptions, makeServiceClient } from "./rpc.ts";
+import { type ChannelTls, H2Channel } from "./h2/channel.ts";
 import {
   type ContainerdServices,
   type ContainersClient,
@@ -28,16 +28,6 @@ import {
   type VersionClient,
   type VersionResponse,
 } from "../../proto/gen/types.ts";
-
-/**
- * grpc-js, loaded by the first connect() (about 100 ms), so that commands and
- * imports that never connect (`--version`, `--help`, spec building) do not pay for it.
- */
-let grpc: typeof Grpc;
-let grpcLoading: Promise<void> | undefined;
-function loadGrpc(): Promise<void> {
-  return grpcLoading ??= import("@grpc/grpc-js").then((m) => void (grpc = m));
-}
 
 /** Header that selects the containerd namespace of a call. */
 export const NAMESPACE_HEADER = "containerd-namespace";
@@ -77,7 +67,7 @@ export interface ConnectOptions {
 }
 
 interface Shared {
-  channel: Grpc.Client;
+  channel: H2Channel;
   address: ContainerdAddress;
   closed: boolean;
 }
@@ -149,11 +139,12 @@ export class ContainerdClient implements ContainerdServices, AsyncDisposable {
     this.namespace = namespace;
     this.lease = lease;
     this.serverVersion = serverVersion;
-    const metadata = (options: CallOptions | undefined): Grpc.Metadata => {
-      const md = new grpc.Metadata();
-      md.set(NAMESPACE_HEADER, options?.namespace ?? this.namespace);
+    const metadata = (options: CallOptions | undefined): Record<string, string> => {
+      const md: Record<string, string> = {
+        [NAMESPACE_HEADER]: options?.namespace ?? this.namespace,
+      };
       const lease = options?.lease ?? this.lease;
-      if (lease) md.set(LEASE_HEADER, lease);
+      if (lease) md[LEASE_HEADER] = lease;
       return md;
     };
     const make = <K extends keyof ContainerdServices>(key: K): ContainerdServices[K] =>
@@ -184,13 +175,8 @@ export class ContainerdClient implements ContainerdServices, AsyncDisposable {
     validateNamespace(namespace);
     options.signal?.throwIfAborted();
     const deadline = Date.now() + timeoutMs;
-    await Promise.all([preflight(parsed, address, timeoutMs), loadGrpc()]);
-    const channel = new grpc.Client(parsed.target, await credentials(parsed, options.tls), {
-      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
-      // An unreachable address should fail the call, not queue it forever.
-      "grpc.enable_retries": 0,
-    });
+    await preflight(parsed, address, timeoutMs);
+    const channel = new H2Channel(parsed, await tlsMaterial(parsed, options.tls));
     const shared: Shared = { channel, address: parsed, closed: false };
     try {
       await waitForReady(channel, deadline, `${address} within ${timeoutMs} ms`, options.signal);
@@ -305,7 +291,7 @@ async function preflight(
     return;
   }
   // A quick TCP dial turns "connection refused" into an immediate, clear error
-  // instead of grpc-js retrying until the deadline.
+  // instead of a wait until the deadline.
   try {
     const conn = await deadline(
       Deno.connect({ hostname: address.host, port: address.port }),
@@ -323,53 +309,59 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-async function credentials(
+async function tlsMaterial(
   address: ContainerdAddress,
   tls: TlsOptions | undefined,
-): Promise<Grpc.ChannelCredentials> {
+): Promise<ChannelTls | undefined> {
   if (address.transport === "unix" || !address.tls) {
     if (tls && (tls.ca || tls.cert || tls.key) && address.transport === "tcp") {
       throw new TypeError(
         `Cannot use tls options with '${address.target}': only https:// addresses use TLS`,
       );
     }
-    return grpc.credentials.createInsecure();
+    return undefined;
   }
   if (!!tls?.cert !== !!tls?.key) {
     throw new TypeError("Cannot use tls.cert without tls.key (or the reverse): give both");
   }
-  const read = async (field: string, path: string | undefined): Promise<Buffer | null> => {
-    if (!path) return null;
+  const read = async (field: string, path: string | undefined): Promise<string | undefined> => {
+    if (!path) return undefined;
     try {
-      return Buffer.from(await Deno.readFile(path));
+      return await Deno.readTextFile(path);
     } catch (err) {
       throw new TypeError(`Cannot read tls.${field} '${path}': ${message(err)}`);
     }
   };
-  return grpc.credentials.createSsl(
-    await read("ca", tls?.ca),
-    await read("key", tls?.key),
-    await read("cert", tls?.cert),
-  );
+  return {
+    ca: await read("ca", tls?.ca),
+    cert: await read("cert", tls?.cert),
+    key: await read("key", tls?.key),
+  };
 }
 
-function waitForReady(
-  channel: Grpc.Client,
-  deadline: number,
+/** Opens the connection (HTTP/2 settings exchanged) within the deadline. */
+async function waitForReady(
+  channel: H2Channel,
+  deadlineAt: number,
   what: string,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const abort = (): void => reject(signal!.reason);
-    signal?.addEventListener("abort", abort, { once: true });
-    channel.waitForReady(deadline, (err) => {
-      signal?.removeEventListener("abort", abort);
-      if (signal?.aborted) return;
-      if (err) {
-        reject(unavailable(`cannot connect to containerd at ${what}: ${err.message}`, err));
-      } else resolve();
-    });
+  const abort = new Promise<never>((_, reject) => {
+    signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
   });
+  abort.catch(() => {});
+  try {
+    await Promise.race([
+      deadline(channel.session(), Math.max(1, deadlineAt - Date.now()), { what: "connect" }),
+      abort,
+    ]);
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    const why = err instanceof Error
+      ? ((err as { details?: string }).details ?? err.message)
+      : String(err);
+    throw unavailable(`cannot connect to containerd at ${what}: ${why}`, err);
+  }
 }
 
 function checkServerVersion(version: string, address: string): void {

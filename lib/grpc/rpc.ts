@@ -1,11 +1,13 @@
 /**
- * Typed unary, server-stream and bidi calls over grpc-js, with messages encoded
- * and decoded by protobufjs from the generated descriptor.
+ * Typed unary, server-stream and bidi calls over this project's HTTP/2
+ * channel (`h2/`), with messages encoded and decoded by protobufjs from the
+ * generated descriptor.
  *
  * @module
  */
 
-import type * as grpc from "@grpc/grpc-js";
+import type { GrpcCall } from "./h2/call.ts";
+import type { H2Channel } from "./h2/channel.ts";
 import protobuf from "protobufjs";
 import { toContainerdError } from "./errors.ts";
 import { descriptor } from "../../proto/gen/descriptor.ts";
@@ -78,17 +80,14 @@ export function decodeMessage<T>(typeName: string, bytes: Uint8Array): T {
 }
 
 /** Supplies the metadata (namespace, lease) of each call. */
-export type MetadataSource = (options: CallOptions | undefined) => grpc.Metadata;
+export type MetadataSource = (options: CallOptions | undefined) => Record<string, string>;
 
-function callOptions(options: CallOptions | undefined): grpc.CallOptions {
-  const out: grpc.CallOptions = {};
-  if (options?.timeoutMs !== undefined) {
-    if (!(options.timeoutMs > 0)) {
-      throw new RangeError(`Cannot use timeoutMs ${options.timeoutMs}: expected a positive number`);
-    }
-    out.deadline = Date.now() + options.timeoutMs;
+function timeoutOf(options: CallOptions | undefined): number | undefined {
+  const ms = options?.timeoutMs;
+  if (ms !== undefined && !(ms > 0)) {
+    throw new RangeError(`Cannot use timeoutMs ${ms}: expected a positive number`);
   }
-  return out;
+  return ms;
 }
 
 function onAbort(signal: AbortSignal | undefined, cancel: () => void): () => void {
@@ -102,7 +101,7 @@ function onAbort(signal: AbortSignal | undefined, cancel: () => void): () => voi
  * lowerCamelCase, typed by the caller through `T`.
  */
 export function makeServiceClient<T>(
-  channel: grpc.Client,
+  channel: H2Channel,
   serviceName: string,
   metadata: MetadataSource,
 ): T {
@@ -113,9 +112,9 @@ export function makeServiceClient<T>(
     const resType = method.resolvedResponseType!;
     const path = `/${serviceName}/${method.name}`;
     const label = `${service.name}.${method.name}`;
-    const serialize = (value: Record<string, unknown>): Buffer =>
-      reqType.encode(reqType.fromObject(value)).finish() as Buffer;
-    const deserialize = (bytes: Buffer): unknown =>
+    const serialize = (value: Record<string, unknown>): Uint8Array =>
+      reqType.encode(reqType.fromObject(value)).finish();
+    const deserialize = (bytes: Uint8Array): unknown =>
       resType.toObject(resType.decode(bytes), DECODE_OPTIONS);
     const key = method.name[0].toLowerCase() + method.name.slice(1);
 
@@ -135,74 +134,77 @@ export function makeServiceClient<T>(
 
 /** One RPC of a service: where it goes and how its messages are encoded. */
 interface Rpc {
-  channel: grpc.Client;
+  channel: H2Channel;
   /** `/package.Service/Method` */
   path: string;
   /** `Service.Method`, for error messages. */
   label: string;
-  serialize: (value: Record<string, unknown>) => Buffer;
-  deserialize: (bytes: Buffer) => unknown;
+  serialize: (value: Record<string, unknown>) => Uint8Array;
+  deserialize: (bytes: Uint8Array) => unknown;
   metadata: MetadataSource;
 }
 
-function unary(
-  { channel, path, label, serialize, deserialize, metadata }: Rpc,
+/** Opens the call; an abort cancels it (the call then fails with the signal's reason). */
+async function open(
+  rpc: Rpc,
+  options: CallOptions | undefined,
+): Promise<{ call: GrpcCall; release: () => void }> {
+  const signal = options?.signal;
+  signal?.throwIfAborted();
+  const timeoutMs = timeoutOf(options);
+  let call: GrpcCall;
+  try {
+    call = await rpc.channel.call({ path: rpc.path, metadata: rpc.metadata(options), timeoutMs });
+  } catch (err) {
+    throw toContainerdError(err, rpc.label, signal);
+  }
+  if (signal?.aborted) {
+    call.cancel();
+    throw signal.reason;
+  }
+  return { call, release: onAbort(signal, () => call.cancel()) };
+}
+
+async function unary(
+  rpc: Rpc,
   request: Record<string, unknown>,
   options: CallOptions | undefined,
 ): Promise<unknown> {
   const signal = options?.signal;
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    let call: grpc.ClientUnaryCall | undefined;
-    let release = (): void => {};
-    try {
-      call = channel.makeUnaryRequest(
-        path,
-        serialize,
-        deserialize,
-        request,
-        metadata(options),
-        callOptions(options),
-        (err, value) => {
-          release();
-          if (err) reject(toContainerdError(err, label, signal));
-          else resolve(value);
-        },
-      );
-      release = onAbort(signal, () => call?.cancel());
-    } catch (err) {
-      reject(toContainerdError(err, label, signal));
-    }
-  });
+  const bytes = rpc.serialize(request);
+  const { call, release } = await open(rpc, options);
+  try {
+    await call.send(bytes, true);
+    const reply = await call.next();
+    if (reply === undefined) throw new Error("the server sent no response message");
+    while (await call.next() !== undefined) { /* a unary call has one message */ }
+    return rpc.deserialize(reply);
+  } catch (err) {
+    throw toContainerdError(err, rpc.label, signal);
+  } finally {
+    release();
+  }
 }
 
 async function* serverStream(
-  { channel, path, label, serialize, deserialize, metadata }: Rpc,
+  rpc: Rpc,
   request: Record<string, unknown>,
   options: CallOptions | undefined,
 ): AsyncGenerator<unknown, void, undefined> {
   const signal = options?.signal;
-  signal?.throwIfAborted();
-  let call: grpc.ClientReadableStream<unknown>;
-  try {
-    call = channel.makeServerStreamRequest(
-      path,
-      serialize,
-      deserialize,
-      request,
-      metadata(options),
-      callOptions(options),
-    );
-  } catch (err) {
-    throw toContainerdError(err, label, signal);
-  }
-  const release = onAbort(signal, () => call.cancel());
+  const bytes = rpc.serialize(request);
+  const { call, release } = await open(rpc, options);
   let done = false;
   try {
-    for await (const message of call) yield message;
+    await call.send(bytes, true);
+    while (true) {
+      const message = await call.next();
+      if (message === undefined) break;
+      yield rpc.deserialize(message);
+    }
     done = true;
   } catch (err) {
-    throw toContainerdError(err, label, signal);
+    throw toContainerdError(err, rpc.label, signal);
   } finally {
     release();
     // `break` (or an error in the consumer) ends the call on the server too.
@@ -211,77 +213,62 @@ async function* serverStream(
 }
 
 function bidi(
-  { channel, path, label, serialize, deserialize, metadata }: Rpc,
+  rpc: Rpc,
   options: CallOptions | undefined,
 ): BidiStream<Record<string, unknown>, unknown> {
   const signal = options?.signal;
   signal?.throwIfAborted();
-  const call = channel.makeBidiStreamRequest(
-    path,
-    serialize,
-    deserialize,
-    metadata(options),
-    callOptions(options),
-  );
-  // The first failure (server error, cancel, abort) settles `failed`, so a
-  // send() whose write callback never fires still rejects.
+  const opening = open(rpc, options);
+  opening.catch(() => {});
   let failure: unknown;
-  let rejectFailed: (reason: unknown) => void = () => {};
-  const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
-  failed.catch(() => {});
-  const fail = (err: unknown): void => {
-    failure ??= toContainerdError(err, label, signal);
-    rejectFailed(failure);
-  };
-  call.on("error", fail);
-  const release = onAbort(signal, () => {
-    fail(signal!.reason);
-    call.cancel();
-  });
-  const iterator = call[Symbol.asyncIterator]();
   let ended = false;
-
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    (await opening.catch(() => undefined))?.release();
+  };
+  const fail = (err: unknown): unknown => {
+    failure ??= toContainerdError(err, rpc.label, signal);
+    return failure;
+  };
   const recv = async (): Promise<unknown> => {
     if (ended) return undefined;
     try {
-      const next = await Promise.race([iterator.next(), failed]);
-      if (next.done) {
+      const { call } = await opening;
+      const message = await call.next();
+      if (message === undefined) {
         ended = true;
-        release();
+        await release();
         return undefined;
       }
-      return next.value;
+      return rpc.deserialize(message);
     } catch (err) {
       ended = true;
-      release();
-      throw failure ?? toContainerdError(err, label, signal);
+      await release();
+      throw failure ?? fail(err);
     }
   };
-
   return {
-    send(request: Record<string, unknown>): Promise<void> {
-      if (failure) return Promise.reject(failure);
-      const written = new Promise<void>((resolve, reject) => {
-        try {
-          call.write(request, (err?: Error | null) => {
-            if (err) reject(failure ?? toContainerdError(err, label, signal));
-            else resolve();
-          });
-        } catch (err) {
-          reject(failure ?? toContainerdError(err, label, signal));
-        }
-      });
-      return Promise.race([written, failed]);
+    async send(request: Record<string, unknown>): Promise<void> {
+      if (failure) throw failure;
+      const bytes = rpc.serialize(request);
+      try {
+        const { call } = await opening;
+        await call.send(bytes);
+      } catch (err) {
+        throw failure ?? fail(err);
+      }
     },
     recv,
     closeSend(): void {
-      call.end();
+      opening.then(({ call }) => call.end(), () => {});
     },
     cancel(): void {
       ended = true;
-      release();
-      call.cancel();
       fail(new Error("cancelled by the client"));
+      opening.then(({ call }) => call.cancel(), () => {});
+      void release();
     },
     async *[Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
       while (true) {

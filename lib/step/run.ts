@@ -18,6 +18,7 @@ export { buildStepSpec };
 import type { CapturedOutput } from "../runtime/capture.ts";
 import { createContainerTask } from "../runtime/container.ts";
 import { checkInputSources } from "../runtime/inputs.ts";
+import { daemonUuid } from "../runtime/owner.ts";
 import { checkCollectTargets, type Collected, collectFromSnapshot } from "../runtime/collect.ts";
 import { errorMessage } from "../_util/errors.ts";
 import { formatBytes } from "../_util/bytes.ts";
@@ -195,6 +196,8 @@ async function runOn(
   started: number,
 ): Promise<StepResult> {
   const signal = options.signal;
+  // Asked now, needed when the capture files are made: one round trip off the critical path.
+  daemonUuid(client).catch(() => {});
   await retryLeftovers(client);
   if (client.address.transport === "unix") await assertVolumeSources(step);
   await checkInputSources(step.inputs);

@@ -78,6 +78,9 @@ containerdTest("https:// with a CA file reaches containerd through a TLS termina
         "/CN=localhost",
         "-addext",
         "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        // A server certificate, not a CA (rustls refuses a CA certificate as the server's).
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
         "-keyout",
         `${dir}/key.pem`,
         "-out",
