@@ -30,15 +30,3 @@ export function frame(type: number, flags: number, id: number, payload: Uint8Arr
   out.set(payload, 9);
   return out;
 }
-
-/** Joins byte arrays. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}

@@ -7,7 +7,8 @@
  */
 
 import { encodeHeaders, HpackDecoder } from "./hpack.ts";
-import { concat, F, frame, T } from "./frames.ts";
+import { F, frame, T } from "./frames.ts";
+import { concat } from "../../_util/bytes.ts";
 
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 /** Our receive window per stream and for the connection. */
@@ -330,7 +331,9 @@ export class H2Session {
         if (!(flags & F.END_HEADERS)) return;
         this.#headerBlock = undefined;
         // Decoded for every stream, in order: the table is the connection's.
-        const headers = this.#hpack.decode(concat(block.parts));
+        const headers = this.#hpack.decode(
+          block.parts.length === 1 ? block.parts[0] : concat(block.parts),
+        );
         const s = this.#streams.get(block.id);
         if (!s) return;
         if (block.end) this.#forget(s);
