@@ -172,3 +172,44 @@ e2eTest(
     }
   },
 );
+
+e2eTest(
+  "e2e: inputs and collect work from a directory the daemon cannot see (a private mount namespace)",
+  async (e) => {
+    // The client runs in a mount namespace of its own where `dir` is a private tmpfs: nothing
+    // it writes there exists for the daemon, so the files can only travel through containerd.
+    const dir = await Deno.makeTempDir({ prefix: "wfe-e2e-private-" });
+    try {
+      const client = new URL("./_private_client.ts", import.meta.url).pathname;
+      const out = await new Deno.Command("unshare", {
+        args: [
+          "--mount",
+          "--propagation",
+          "private",
+          "--",
+          "sh",
+          "-c",
+          'mount -t tmpfs wfe-private "$1" && exec "$2" run -A "$3" "$4" "$1"',
+          "sh",
+          dir,
+          Deno.execPath(),
+          client,
+          JSON.stringify(e),
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      const seen = JSON.parse(new TextDecoder().decode(out.stdout));
+      assert.equal(seen.stdout, "written in a private mount namespace\n");
+      assert.deepEqual(seen.files, [`${dir}/out/made.txt`]);
+      assert.equal(seen.made, "made remotely\n");
+      // Outside that namespace (where the daemon is) the directory was empty all along.
+      assert.deepEqual([...Deno.readDirSync(dir)], []);
+      await assertNothingLeft(e, seen.containerId);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
