@@ -10,7 +10,7 @@ import { readEnv } from "../_util/env.ts";
 import { isIdentifier } from "../_util/identifiers.ts";
 import { type ContainerdAddress, defaultAddress, parseAddress } from "./address.ts";
 import { ContainerdError, GrpcCode } from "./errors.ts";
-import { type CallOptions, makeServiceClient } from "./rpc.ts";
+import { type CallOptions, loadProtobuf, makeServiceClient } from "./rpc.ts";
 import { type ChannelTls, H2Channel } from "./h2/channel.ts";
 import {
   type ContainerdServices,
@@ -175,7 +175,7 @@ export class ContainerdClient implements ContainerdServices, AsyncDisposable {
     validateNamespace(namespace);
     options.signal?.throwIfAborted();
     const deadline = Date.now() + timeoutMs;
-    await preflight(parsed, address, timeoutMs);
+    await Promise.all([preflight(parsed, address, timeoutMs), loadProtobuf()]);
     const channel = new H2Channel(parsed, await tlsMaterial(parsed, options.tls));
     const shared: Shared = { channel, address: parsed, closed: false };
     try {

@@ -8,9 +8,8 @@
 
 import type { GrpcCall } from "./h2/call.ts";
 import type { H2Channel } from "./h2/channel.ts";
-import protobuf from "protobufjs";
+import type protobuf from "protobufjs";
 import { toContainerdError } from "./errors.ts";
-import { descriptor } from "../../proto/gen/descriptor.ts";
 
 /** Options every call takes, last. */
 export interface CallOptions {
@@ -57,12 +56,28 @@ const DECODE_OPTIONS: protobuf.IConversionOptions = {
 };
 
 let sharedRoot: protobuf.Root | undefined;
+let loading: Promise<void> | undefined;
 
-/** The protobufjs root built once from the generated descriptor. */
+/**
+ * Loads protobufjs and the generated descriptor. `connect()` does it, so
+ * that commands which never connect (`--version`, `--help`) do not pay for it.
+ */
+export function loadProtobuf(): Promise<void> {
+  return loading ??= Promise.all([
+    import("protobufjs"),
+    import("../../proto/gen/descriptor.ts"),
+  ]).then(([pb, { descriptor }]) => {
+    sharedRoot = pb.default.Root.fromJSON(descriptor as protobuf.INamespace);
+    sharedRoot.resolveAll();
+  });
+}
+
+/** The protobufjs root built from the generated descriptor (after {@linkcode loadProtobuf}). */
 export function protoRoot(): protobuf.Root {
   if (!sharedRoot) {
-    sharedRoot = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
-    sharedRoot.resolveAll();
+    throw new Error(
+      "protobuf messages are not loaded yet: connect() (or await loadProtobuf()) first",
+    );
   }
   return sharedRoot;
 }

@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import protobuf from "protobufjs";
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { decodeMessage, encodeMessage } from "../../lib/grpc/rpc.ts";
+import { decodeMessage, encodeMessage, loadProtobuf } from "../../lib/grpc/rpc.ts";
 import { generate, loadProtoRoot } from "../../proto/generate.ts";
 
 const GEN_DIR = new URL("../../proto/gen/", import.meta.url);
+
+await loadProtobuf(); // connect() does this; these tests encode without a connection
 
 Deno.test("proto/gen is what `deno task proto` generates from proto/", async () => {
   const files = await generate();
