@@ -10,7 +10,7 @@ import { type ContainerdClient, withClient } from "../grpc/connection.ts";
 import { ContainerdError, GrpcCode } from "../grpc/errors.ts";
 import { imageUserFiles } from "../image/user_files.ts";
 import { resolveImage } from "../image/resolve.ts";
-import type { OciSpec } from "../oci/spec.ts";
+import { type OciSpec, withEnv } from "../oci/spec.ts";
 import { createCapture } from "../runtime/capture.ts";
 import { createExec } from "../runtime/exec.ts";
 import { startFailure } from "../runtime/oom.ts";
@@ -114,7 +114,7 @@ export async function execInService(
     const { container } = await client.containers.get({ id: containerId });
     const spec = JSON.parse(new TextDecoder().decode(container!.spec!.value)) as OciSpec;
     const process = { ...spec.process, args: argv };
-    process.env = mergeEnv(process.env, env);
+    withEnv(env)({ process } as OciSpec); // the service's env, then ours (same keys replaced)
     if (options.cwd !== undefined) process.cwd = options.cwd;
     if (userSpec) {
       const files = needsImageFiles(userSpec)
@@ -127,12 +127,6 @@ export async function execInService(
     }
     return await runExec(client, containerId, process, options, started);
   });
-}
-
-function mergeEnv(base: string[], extra: string[]): string[] {
-  const byKey = new Map<string, string>();
-  for (const entry of [...base, ...extra]) byKey.set(entry.split("=", 1)[0], entry);
-  return [...byKey.values()];
 }
 
 async function runExec(

@@ -13,8 +13,6 @@ import type { PullProgress } from "../image/store.ts";
 import type { RegistryClient, RegistryClientOptions } from "../registry/client.ts";
 import type { OciSpec } from "../oci/spec.ts";
 import { buildStepSpec } from "./spec.ts";
-
-export { buildStepSpec };
 import type { CapturedOutput } from "../runtime/capture.ts";
 import { createContainerTask } from "../runtime/container.ts";
 import { checkInputSources } from "../runtime/inputs.ts";
@@ -39,6 +37,8 @@ import {
   withLeftovers,
 } from "./_run_support.ts";
 import { buildOutputData } from "./outputs.ts";
+
+export { buildStepSpec };
 
 /** Options of {@linkcode runStep}. */
 export interface RunStepOptions {

@@ -27,7 +27,7 @@ const MAX_SPEC_BYTES = 15 * 1024 * 1024;
 
 /**
  * Builds a step's runtime spec from resolved parts, without I/O: containerd's
- * default spec, the image config, then the step (run or command, env,
+ * default spec, the image config, then the step (run, entrypoint or command, env,
  * working dir, user and capabilities, volumes, network, limits).
  *
  * @throws {TypeError} When neither the step nor the image gives a command.
