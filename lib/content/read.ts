@@ -87,6 +87,11 @@ export interface ReadAllContentOptions extends CallOptions {
    * @default {true}
    */
   verify?: boolean;
+  /**
+   * The blob's size when the caller knows it (a descriptor's `size`): no
+   * Content.Info round trip; a blob of another size fails with DATA_LOSS.
+   */
+  size?: number;
 }
 
 /**
@@ -116,9 +121,12 @@ export async function readAllContent(
   options: ReadAllContentOptions = {},
 ): Promise<Uint8Array> {
   assertDigest(digest);
-  const { maxBytes = 64 * 1024 * 1024, verify = true, ...call } = options;
-  const info = await client.content.info({ digest }, call);
-  const size = info.info?.size ?? 0;
+  const { maxBytes = 64 * 1024 * 1024, verify = true, size: known, ...call } = options;
+  if (known !== undefined && !(Number.isSafeInteger(known) && known >= 0)) {
+    throw new RangeError(`Cannot read ${digest} with size ${known}: expected an integer >= 0`);
+  }
+  const size = known ?? (await client.content.info({ digest }, call)).info?.size ?? 0;
+  const source = known === undefined ? "Info reported" : "the descriptor says";
   if (size > maxBytes) {
     throw new RangeError(
       `Cannot read ${digest}: its ${size} bytes exceed maxBytes ${maxBytes}`,
@@ -131,14 +139,14 @@ export async function readAllContent(
       throw dataLoss(
         "Content.Read",
         digest,
-        `the server sent more than the ${size} bytes Info reported`,
+        `the server sent more than the ${size} bytes ${source}`,
       );
     }
     out.set(chunk, filled);
     filled += chunk.length;
   }
   if (filled !== size) {
-    throw dataLoss("Content.Read", digest, `read ${filled} bytes, Info reported ${size}`);
+    throw dataLoss("Content.Read", digest, `read ${filled} bytes, ${source} ${size}`);
   }
   if (verify) {
     const hash = new Sha256Stream();

@@ -9,6 +9,7 @@
 import { dataLoss } from "../content/_data_loss.ts";
 import { Sha256Stream } from "../content/digest.ts";
 import { readAllContent, readContent } from "../content/read.ts";
+import { ContainerdError, GrpcCode } from "../grpc/errors.ts";
 import type { ContainerdClient } from "../grpc/connection.ts";
 import type { OciDescriptor } from "../oci/types.ts";
 
@@ -83,7 +84,13 @@ export function contentStoreProvider(client: ContainerdClient): BlobProvider {
   return {
     description: `containerd namespace '${client.namespace}'`,
     readBlob(desc, { maxBytes, signal }) {
-      return readAllContent(client, desc.digest, { maxBytes, verify: true, signal });
+      // The descriptor's size saves a Content.Info round trip. When it is wrong, read by the
+      // blob's own size, so that the caller can say how the descriptor and the blob differ.
+      const options = { maxBytes, verify: true, signal };
+      return readAllContent(client, desc.digest, { ...options, size: desc.size }).catch((err) => {
+        if (!(err instanceof ContainerdError && err.code === GrpcCode.DATA_LOSS)) throw err;
+        return readAllContent(client, desc.digest, options);
+      });
     },
     async *openBlob(desc, { signal, offset = 0, verify = true }) {
       const hash = offset === 0 && verify ? new Sha256Stream() : undefined;

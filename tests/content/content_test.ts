@@ -164,3 +164,25 @@ containerdTest("readContent() reads a range and break cancels it", async (h) => 
     (e: unknown) => e instanceof ContainerdError && e.code === 5 && e.method === "Content.Read",
   );
 });
+
+containerdTest(
+  "readAllContent() with a known size skips Info and refuses a blob of another size",
+  async (h) => {
+    await using c = await connect(`unix://${h.address}`, { namespace: h.namespace });
+    const { manifestDigest, manifestSize } = h.images.oneLayer;
+    let infos = 0;
+    const info = c.content.info.bind(c.content);
+    c.content.info = (req, opts) => (infos++, info(req, opts));
+    const bytes = await readAllContent(c, manifestDigest, { size: manifestSize });
+    assert.equal(bytes.length, manifestSize);
+    assert.equal(infos, 0, "no Content.Info");
+    for (const size of [manifestSize - 1, manifestSize + 1]) {
+      const err = await assertRejects(
+        () => readAllContent(c, manifestDigest, { size }),
+        ContainerdError,
+        "the descriptor says",
+      );
+      assert.equal(err.code, GrpcCode.DATA_LOSS);
+    }
+  },
+);
