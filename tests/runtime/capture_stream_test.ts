@@ -40,3 +40,23 @@ Deno.test("StreamState keeps exactly the last max bytes across growth and wrap-a
     assert.deepEqual(lines, text.split("\n").slice(0, -1).map((l) => l.replace(/\r$/, "")));
   }
 });
+
+Deno.test("StreamState: a wrapped tail whose oldest piece is a character's last bytes starts at the next character", () => {
+  const capacity = 256 * 1024; // the least capacity: max below it still wraps here
+  const bytes = new Uint8Array(2 * capacity - 2).fill(0x61);
+  bytes.set([0xe2, 0x82, 0xac], capacity - 3); // "€" across the end of the first pass
+  const stream = new StreamState(capacity, undefined, undefined, (e) => {
+    throw e;
+  });
+  for (let at = 0; at < bytes.length;) {
+    const space = stream.space();
+    const n = Math.min(space.length, bytes.length - at, 65536);
+    space.set(bytes.subarray(at, at + n));
+    stream.commit(n);
+    at += n;
+  }
+  const text = stream.finish().text.text;
+  assert.equal(text, expected(bytes, capacity));
+  assert.equal(text.length, capacity - 2);
+  assert.ok(!text.includes("\ufffd"), "a broken character at the start");
+});
