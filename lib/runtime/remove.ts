@@ -160,13 +160,18 @@ export async function removeContainer(
   const dir = record?.labels[LABELS.ioDir] || options.captureDir || fromTask ||
     `${ioBaseDir()}/wfe-io-${containerId}`;
   let dirExisted = true;
-  // Nothing below depends on another part: removed at once, reported in a fixed order.
-  const [containerGone, snapshot, lease, captureDir] = await Promise.all([
+  // Removed at once, reported in a fixed order; only the lease waits for the snapshot (without
+  // the lease, containerd's garbage collector may take the snapshot first, and the report would
+  // miss it).
+  const [containerGone, [snapshot, lease], captureDir] = await Promise.all([
     (record || placeholder) &&
     attempt("delete container", () => client.containers.delete({ id: containerId })),
-    !!snapshotter &&
-    attempt("remove snapshot", () => client.snapshots.remove({ snapshotter, key })),
-    attempt("delete lease", () => client.leases.delete({ id: leaseIdOf(containerId) })),
+    (async () =>
+      [
+        !!snapshotter &&
+        await attempt("remove snapshot", () => client.snapshots.remove({ snapshotter, key })),
+        await attempt("delete lease", () => client.leases.delete({ id: leaseIdOf(containerId) })),
+      ] as const)(),
     !!dir && isCaptureDirOf(dir, containerId) &&
     attempt("remove capture dir", async () => {
       try {
