@@ -7,6 +7,7 @@
 
 import { progressDisplay } from "./progress.ts";
 import { registerServiceIo } from "./service_io.ts";
+import { addContainerOptions, type ContainerFlags } from "./step_flags.ts";
 import { type Command, Option } from "@commander-js/extra-typings";
 import {
   type Cli,
@@ -141,7 +142,7 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
       ),
     );
 
-  service
+  const start = service
     .command("start")
     .summary("start a service and wait until it is ready")
     .description(
@@ -180,25 +181,8 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
       collect,
     )
     .option("-m, --memory <size>", "memory limit, e.g. 256m")
-    .option("--cpu <cores>", "CPU limit in cores, e.g. 0.5")
-    .option("-l, --label <KEY=VALUE>", "label on the container (repeatable)", collect)
-    .addOption(
-      new Option(
-        "--pull <policy>",
-        "image pull policy: if-not-present pulls a missing image, always asks the registry",
-      ).choices(
-        ["if-not-present", "never", "always"] as const,
-      ),
-    )
-    .option("--plain-http", "pull from the image's registry over plain HTTP")
-    .option("--platform <os/arch>", "image platform (default: this host's)")
-    .option("--runtime <name>", "runtime (default: io.containerd.runc.v2)")
-    .option("--snapshotter <name>", "snapshotter (default: the namespace's, else overlayfs)")
-    .option(
-      "--seccomp <profile>",
-      "seccomp filter: default (containerd's profile), unconfined, or a JSON profile file",
-    )
-    .option("--runc-root <dir>", "runc state directory (runc option root)")
+    .option("--cpu <cores>", "CPU limit in cores, e.g. 0.5");
+  addContainerOptions(start)
     .option("--json", "print the started service as JSON")
     .addHelpText(
       "after",
@@ -209,7 +193,8 @@ export function registerService(program: Command<[], Record<string, unknown>>, c
         `${PROGRAM} service start worker --image busybox --ready 'log:/listening on \\d+/' -- ./worker`,
       ),
     )
-    .action(async (name, command, opts) => {
+    .action(async (name, command, parsed) => {
+      const opts = parsed as typeof parsed & ContainerFlags;
       const ready = opts.ready === undefined ? undefined : parseReady(opts.ready);
       const readiness: ReadinessOptions | false = ready === false ? false : {
         check: ready,

@@ -138,7 +138,23 @@ export function addStepOptions<C extends Command<[string[]], Record<string, unkn
       "keep the last N bytes of each stream (default 16 MiB)",
       positiveInt,
     )
-    .optionsGroup("Container:")
+    .optionsGroup("Container:");
+  return addContainerOptions(cmd);
+}
+
+/** The flags {@linkcode addContainerOptions} adds, as commander parses them. */
+export type ContainerFlags = Pick<
+  StepFlags,
+  "label" | "pull" | "plainHttp" | "platform" | "runtime" | "snapshotter" | "seccomp" | "runcRoot"
+>;
+
+/**
+ * Adds the image and runtime flags steps and services share: labels, pull
+ * policy, plain HTTP, platform, runtime, snapshotter, seccomp, runc root.
+ */
+export function addContainerOptions<C>(cmd: C): C {
+  // Typed loosely: the callers read these flags through ContainerFlags.
+  (cmd as unknown as Command<[], Record<string, unknown>>)
     .option("-l, --label <KEY=VALUE>", "label on the container (repeatable)", collect)
     .addOption(
       new Option(
