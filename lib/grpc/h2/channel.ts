@@ -51,7 +51,8 @@ export class H2Channel {
     const current = this.#session;
     if (current) {
       return current.then(
-        (s) => (s.closed ? this.#reconnect(current) : s),
+        // A lost connection, or one the server is closing (GOAWAY): new calls go on a new one.
+        (s) => (s.usable ? s : this.#reconnect(current)),
         () => this.#reconnect(current),
       );
     }

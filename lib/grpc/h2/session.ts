@@ -11,8 +11,12 @@ import { F, frame, T } from "./frames.ts";
 import { concat } from "../../_util/bytes.ts";
 
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-/** Our receive window per stream and for the connection. */
-const RECV_WINDOW = 16 * 1024 * 1024;
+/**
+ * Our receive window per stream and for the connection: larger than the
+ * largest message (16 MiB and its prefix), since a stream's credit comes back
+ * only as whole messages are consumed.
+ */
+const RECV_WINDOW = 32 * 1024 * 1024;
 const DEFAULT_WINDOW = 65535;
 /** A header block larger than this is refused. */
 const MAX_HEADER_BLOCK = 1024 * 1024;
@@ -107,6 +111,11 @@ export class H2Session {
   /** Whether the connection ended. */
   get closed(): boolean {
     return this.#closed !== undefined;
+  }
+
+  /** Whether new streams can be opened (the connection is up and the server is not going away). */
+  get usable(): boolean {
+    return this.#closed === undefined && this.#goawayLast === Infinity;
   }
 
   /** Opens a stream by sending its request headers. */
