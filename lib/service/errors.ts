@@ -10,6 +10,8 @@ export interface ServiceFailure {
   containerId: string;
   /** The exit code, when the service's task exited before it was ready. */
   exitCode?: number;
+  /** The kernel killed it for going over its memory limit (watched when it has one). */
+  oomKilled?: boolean;
   /** The readiness check that failed, e.g. `tcp 127.0.0.1:5432`. */
   check?: string;
   /** The check's last error. */
@@ -29,6 +31,8 @@ export class ServiceError extends Error implements ServiceFailure {
   readonly containerId: string;
   /** The exit code, when the task exited before it was ready. */
   readonly exitCode?: number;
+  /** The kernel killed it for going over its memory limit. */
+  readonly oomKilled: boolean;
   /** The readiness check that failed. */
   readonly check?: string;
   /** The check's last error. */
@@ -44,6 +48,7 @@ export class ServiceError extends Error implements ServiceFailure {
     this.name = "ServiceError";
     this.containerId = failure.containerId;
     this.exitCode = failure.exitCode;
+    this.oomKilled = failure.oomKilled ?? false;
     this.check = failure.check;
     this.lastError = failure.lastError;
     this.stdoutTail = failure.stdoutTail;

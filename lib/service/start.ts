@@ -13,6 +13,8 @@ import type { Init } from "../grpc/rpc.ts";
 import { LABELS } from "../labels.ts";
 import type { ImageProcessConfig } from "../oci/spec.ts";
 import { createContainerTask } from "../runtime/container.ts";
+import { watchOom } from "../runtime/oom.ts";
+import { formatBytes } from "../_util/bytes.ts";
 import { removeContainer } from "../runtime/remove.ts";
 import { defaultSnapshotter, parseSignal } from "../runtime/task.ts";
 import { PortInUseError, ServiceError } from "./errors.ts";
@@ -280,7 +282,10 @@ async function start(
     inputs: { inputs: step.inputs, owner: { uid: 0, gid: 0 } },
   });
 
-  const fail = async (message: string, extra: { exitCode?: number; lastError?: string }) => {
+  const fail = async (
+    message: string,
+    extra: { exitCode?: number; lastError?: string; oomKilled?: boolean },
+  ) => {
     const [stdoutTail, stderrTail] = await Promise.all([
       capture.tail("stdout", TAIL_BYTES).catch(() => ""),
       capture.tail("stderr", TAIL_BYTES).catch(() => ""),
@@ -296,12 +301,15 @@ async function start(
     });
   };
 
+  // An out-of-memory kill before the service is ready is reported as such.
+  const oom = step.memoryBytes !== undefined ? watchOom(client, containerId) : undefined;
   let pid: number;
   try {
     if (log) capture.startTailing();
     signal?.throwIfAborted(); // aborted while being created: never start it
     ({ pid } = await client.tasks.start({ containerId }));
   } catch (err) {
+    oom?.close();
     await capture.remove().catch(() => {});
     await removeContainer(client, containerId, { gracePeriodMs: 0, snapshotter });
     throw err;
@@ -320,15 +328,21 @@ async function start(
       });
     } catch (err) {
       // Aborted: remove what was created and pass the reason on.
+      oom?.close();
       await capture.remove().catch(() => {});
       await removeContainer(client, containerId, { gracePeriodMs: 2000, snapshotter });
       throw err;
     }
     await capture.stopTailing().catch(() => {});
     if (!outcome.ok && exited) {
+      const oomKilled = (await oom?.settle(exited.exitStatus)) ?? false;
+      oom?.close();
+      const why = oomKilled
+        ? `was killed: out of memory (limit ${formatBytes(step.memoryBytes!)}), exit code`
+        : "exited with code";
       throw await fail(
-        `service ${name} (${containerId}) exited with code ${exited.exitStatus} before it was ready`,
-        { exitCode: exited.exitStatus },
+        `service ${name} (${containerId}) ${why} ${exited.exitStatus} before it was ready`,
+        { exitCode: exited.exitStatus, oomKilled },
       );
     }
     if (!outcome.ok) {
@@ -342,6 +356,7 @@ async function start(
     }
   }
   await capture.stopTailing().catch(() => {});
+  oom?.close();
   if (readiness) {
     // A check that passed counts only while the service's own task still runs.
     const { process } = await client.tasks.get({ containerId });

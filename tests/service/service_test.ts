@@ -201,6 +201,33 @@ containerdTest(
 );
 
 containerdTest(
+  "runService() of a service the kernel kills for memory before it is ready says so (oomKilled)",
+  async (h) => {
+    const id = uniqueId("svc-oom");
+    const err = await assertRejects(
+      () =>
+        runService(
+          addr(h),
+          id,
+          h.images.oneLayer.name,
+          {},
+          opts(h, {
+            entrypoint: ["/bin/sh", "-c", "exec awk 'BEGIN { s = \"x\"; while (1) s = s s }'"],
+            memory: "16m",
+            ports: [freePort()],
+            readiness: { intervalMs: 5000, timeoutMs: 60_000 },
+          }),
+        ),
+      ServiceError,
+      "was killed: out of memory (limit 16 MiB), exit code 137 before it was ready",
+    );
+    assert.equal(err.oomKilled, true);
+    assert.equal(err.exitCode, 137);
+    await assertNothingLeft(h, id);
+  },
+);
+
+containerdTest(
   "runService() whose readiness times out stops it and says which check failed",
   async (h) => {
     const id = uniqueId("svc-timeout");
