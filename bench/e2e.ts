@@ -60,6 +60,11 @@ function rows(h: HarnessInfo, client: ContainerdClient): Row[] {
   const yes = `yes | head -c ${GIB}`;
   const zeros = `head -c ${GIB} /dev/zero`;
   let users = "";
+  /** Imports the user-lookup image once, for the rows that need it (nothing to clean up). */
+  const usersImage = async (): Promise<() => Promise<void>> => {
+    users ||= await userImage(h);
+    return async () => {};
+  };
   const userFlags = (user: string) => ["--image", users, "--user", user];
   return [
     {
@@ -154,10 +159,7 @@ function rows(h: HarnessInfo, client: ContainerdClient): Row[] {
       what: "cold CLI `run --user tester -- true` vs `--user 1000:1000`, 80 MiB base layer " +
         "with /etc last (the lookup is recorded on the image after its first run)",
       runs,
-      setup: async () => {
-        users ||= await userImage(h);
-        return async () => {};
-      },
+      setup: usersImage,
       ours: () => cliRun(h, ["true"], userFlags("tester")),
       ctr: () => cliRun(h, ["true"], userFlags("1000:1000")),
     },
@@ -165,10 +167,7 @@ function rows(h: HarnessInfo, client: ContainerdClient): Row[] {
       name: "user-first",
       what: "as user-name, the recorded lookup dropped before each run (layers read top down)",
       runs: Math.min(runs, 5),
-      setup: async () => {
-        users ||= await userImage(h);
-        return async () => {};
-      },
+      setup: usersImage,
       ours: async () => {
         await forgetUserFiles(client, users);
         return await cliRun(h, ["true"], userFlags("tester"));
@@ -180,10 +179,7 @@ function rows(h: HarnessInfo, client: ContainerdClient): Row[] {
       what: "8 concurrent steps as `tester` in a new process, lookup not recorded yet, vs one " +
         "warm step as `tester`",
       runs: Math.min(runs, 5),
-      setup: async () => {
-        users ||= await userImage(h);
-        return async () => {};
-      },
+      setup: usersImage,
       ours: async () => ({ ms: await coldUserSteps(h, client, users, 8) }),
       ctr: () => timedStep({ image: users, user: "tester", run: "id -u" }),
     },
@@ -192,10 +188,7 @@ function rows(h: HarnessInfo, client: ContainerdClient): Row[] {
       what: "the floor of user-8-cold: the same 8 concurrent steps as `1000:1000` (no lookup), " +
         "vs one warm step as `tester`",
       runs: Math.min(runs, 5),
-      setup: async () => {
-        users ||= await userImage(h);
-        return async () => {};
-      },
+      setup: usersImage,
       ours: async () => ({ ms: await coldUserSteps(h, client, users, 8, "1000:1000") }),
       ctr: () => timedStep({ image: users, user: "tester", run: "id -u" }),
     },
